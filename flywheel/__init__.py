@@ -1,0 +1,1 @@
+"""Flywheel: the whole ML loop on Airflow 3."""

