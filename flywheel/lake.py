@@ -123,11 +123,16 @@ def read_frame(zone: str, dataset: str, ds: str | dt.date, lake: Path | None = N
 
 
 def move_partition(
-    src_zone: str, dst_zone: str, dataset: str, ds: str | dt.date, lake: Path | None = None
+    src_zone: str,
+    dst_zone: str,
+    dataset: str,
+    ds: str | dt.date,
+    lake: Path | None = None,
+    dst_dataset: str | None = None,
 ) -> Path:
-    """Move a partition to another zone (e.g. landing -> quarantine), replacing what was there."""
+    """Move a partition to another zone or dataset (e.g. landing -> quarantine), replacing what was there."""
     src = partition_path(src_zone, dataset, ds, lake)
-    dst = partition_path(dst_zone, dataset, ds, lake)
+    dst = partition_path(dst_zone, dst_dataset or dataset, ds, lake)
     if not src.is_dir():
         raise LakeError(f"cannot move {src}: it does not exist")
     staging = dst.parent / f".staging-{dst.name}-{uuid.uuid4().hex[:8]}"

@@ -1,0 +1,84 @@
+"""The features contract: the columns of ``features/flights/ds=D/`` and what each may hold.
+
+The Spark job (``spark_jobs/build_features.py``) produces exactly these columns, the features
+gate checks them, and training reads them. One row per landed flight with a known outcome:
+cancelled flights (no ``dep_time``) and diverted flights (departed, no ``arr_delay``) have no
+label and are excluded; the partition's ``_manifest.json`` counts them.
+"""
+
+from __future__ import annotations
+
+from flywheel import schema
+
+DATASET = "flights"
+# Where build_features writes before the features gate; the gate publishes to DATASET or quarantines.
+CANDIDATE_DATASET = "flights_candidate"
+MANIFEST = "_manifest.json"
+
+HISTORY_ENTITIES = ("carrier", "origin", "route", "tailnum")
+HISTORY_WINDOWS = (7, 28)
+
+KEY_COLUMNS = ("ds", "carrier", "flight", "origin")
+ID_COLUMNS = ("ds", "year", "month", "day", "carrier", "flight", "tailnum", "origin", "dest", "route")
+LABEL_COLUMNS = ("arr_delay", schema.LABEL)
+CALENDAR_FEATURES = ("dep_hour", "sched_dep_minutes", "sched_arr_minutes", "day_of_week", "day_of_year", "is_weekend")
+FLIGHT_FEATURES = ("distance",)
+WEATHER_FEATURES = ("temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib")
+PLANE_FEATURES = ("plane_age", "plane_seats", "plane_engines")
+AIRPORT_FEATURES = ("dest_lat", "dest_lon", "dest_alt", "dest_tz")
+
+
+def history_columns() -> tuple[str, ...]:
+    cols: list[str] = []
+    for entity in HISTORY_ENTITIES:
+        for window in HISTORY_WINDOWS:
+            cols += [
+                f"{entity}_flights_{window}d",
+                f"{entity}_delay_rate_{window}d",
+                f"{entity}_mean_arr_delay_{window}d",
+            ]
+    return tuple(cols)
+
+
+HISTORY_FEATURES = history_columns()
+
+# Model inputs: categorical ones are strings, the rest numeric (nullable where noted below).
+CATEGORICAL_FEATURES = ("carrier", "origin", "dest")
+NUMERIC_FEATURES = (
+    CALENDAR_FEATURES + FLIGHT_FEATURES + WEATHER_FEATURES + PLANE_FEATURES + AIRPORT_FEATURES + HISTORY_FEATURES
+)
+COLUMNS = ID_COLUMNS + LABEL_COLUMNS + NUMERIC_FEATURES
+
+# Never null in a published partition.
+REQUIRED_NON_NULL = (
+    KEY_COLUMNS
+    + ("year", "month", "day", "dest", "route")
+    + LABEL_COLUMNS
+    + CALENDAR_FEATURES
+    + FLIGHT_FEATURES
+    + tuple(c for c in HISTORY_FEATURES if "_flights_" in c)
+)
+# May be null, and why: weather has gaps in some hours; planes lacks some tail numbers (and a
+# flight may have no tailnum); four destinations lack airport facts; a rate or mean is null
+# when its entity had no labelled flight in the window (the matching *_flights_* count is 0).
+NULLABLE = ("tailnum",) + WEATHER_FEATURES + PLANE_FEATURES + AIRPORT_FEATURES + tuple(
+    c for c in HISTORY_FEATURES if "_flights_" not in c
+)
+
+# Inclusive ranges the features gate enforces (nulls aside).
+RANGES: dict[str, tuple[float, float]] = {
+    "dep_hour": (0, 23),
+    "sched_dep_minutes": (0, 1439),
+    "sched_arr_minutes": (0, 1439),
+    "day_of_week": (1, 7),
+    "day_of_year": (1, 366),
+    "is_weekend": (0, 1),
+    schema.LABEL: (0, 1),
+    "distance": (1, 6000),
+    "plane_age": (0, 80),
+    "temp": (-40, 130),
+    "humid": (0, 100),
+    "wind_speed": (0, 150),
+    "visib": (0, 10),
+    **{c: (0, 1) for c in HISTORY_FEATURES if "_delay_rate_" in c},
+}
