@@ -62,6 +62,9 @@ class Settings:
     spark_remote: str | None
     spark_master: str
     gx_dir: Path
+    # Kubernetes execution (FLYWHEEL_EXECUTION=kubernetes): the image holding this repo, and where pods run.
+    k8s_image: str
+    k8s_namespace: str
     # Gate thresholds: a 2013 day has 634..1014 departures from New York.
     min_rows_per_day: int
     max_rows_per_day: int
@@ -117,6 +120,8 @@ def load() -> Settings:
         spark_remote=os.environ.get("SPARK_REMOTE") or None,
         spark_master=os.environ.get("FLYWHEEL_SPARK_MASTER") or "local[2]",
         gx_dir=_path_from(os.environ.get("FLYWHEEL_GX_DIR") or str(REPO_ROOT / "expectations"), "FLYWHEEL_GX_DIR"),
+        k8s_image=os.environ.get("FLYWHEEL_IMAGE") or "flywheel:latest",
+        k8s_namespace=os.environ.get("FLYWHEEL_K8S_NAMESPACE") or "flywheel",
         min_rows_per_day=min_rows,
         max_rows_per_day=max_rows,
         min_label_rate=min_rate,

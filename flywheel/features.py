@@ -8,6 +8,10 @@ label and are excluded; the partition's ``_manifest.json`` counts them.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 from flywheel import schema
 
 DATASET = "flights"
@@ -82,3 +86,11 @@ RANGES: dict[str, tuple[float, float]] = {
     "visib": (0, 10),
     **{c: (0, 1) for c in HISTORY_FEATURES if "_delay_rate_" in c},
 }
+
+
+def read_manifest(partition: Path) -> dict[str, Any]:
+    """The ``_manifest.json`` the Spark job writes beside a features partition."""
+    path = partition / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: the features partition was not written by build_features")
+    return json.loads(path.read_text())

