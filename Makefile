@@ -1,0 +1,52 @@
+# Flywheel: the whole ML loop on Airflow 3. `make` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+export FLYWHEEL_HOME ?= $(CURDIR)/.flywheel
+export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
+export GX_ANALYTICS_ENABLED := False
+
+.PHONY: help install demo test up down status lint bench clean java
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+java:
+	@command -v java >/dev/null || { echo "error: java not found. PySpark 4 needs Java 17 (e.g. apt-get install openjdk-17-jdk-headless)." >&2; exit 1; }
+
+$(VENV)/.installed: requirements.txt
+	@test -x $(PY) || { echo "creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
+	@$(PY) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 is required, found {sys.version}"'
+	$(PY) -m pip install --quiet --disable-pip-version-check "uv==0.13.8"
+	$(VENV)/bin/uv pip install --quiet --python $(PY) -r requirements.txt
+	@touch $@
+
+install: java $(VENV)/.installed ## Create .venv and install the pinned lock (requirements.txt)
+
+demo: install ## Run the loop through the real scheduler (14-day feature backfill) and print a summary
+	$(PY) -m flywheel.demo
+
+test: install ## Run the whole test suite (what CI runs)
+	$(PY) -m pytest
+
+up: install ## Start Airflow (UI on :8080) and a local Spark Connect server in the background
+	$(PY) -m flywheel.stack up
+
+down: ## Stop everything `make up` / `make demo` started
+	@test -x $(PY) && $(PY) -m flywheel.stack down || true
+
+status: ## Show which local components are running
+	$(PY) -m flywheel.stack status
+
+lint: install ## ruff (with the Airflow AIR rules)
+	$(VENV)/bin/ruff check .
+
+bench: install ## Benchmarks: DAG parse times, feature job per day (numbers go in the README)
+	$(PY) bench/dag_parse.py
+	$(PY) bench/feature_job.py
+
+clean: down ## Delete all run state (FLYWHEEL_HOME: lake, Airflow DB, logs, Data Docs)
+	rm -rf "$(FLYWHEEL_HOME)"
