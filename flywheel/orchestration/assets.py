@@ -7,3 +7,4 @@ from airflow.sdk import Asset
 # One plain asset per dataset, the partition date in each event's extra (see the README for why
 # not Airflow 3.3's partitioned assets yet).
 FEATURES = Asset(name="flights_features", uri="file:///flywheel/lake/features/flights", group="flywheel")
+PREDICTIONS = Asset(name="flights_predictions", uri="file:///flywheel/lake/predictions/flights", group="flywheel")

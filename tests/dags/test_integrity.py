@@ -13,7 +13,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 DAGS = REPO / "dags"
 HEAVY = ("pyspark", "mlflow", "great_expectations", "evidently", "sklearn", "pandas")
-EXPECTED_DAGS = {"flights_features"}
+EXPECTED_DAGS = {"flights_features", "flights_training", "flights_scoring"}
 
 # Parses the DAG folder in a fresh interpreter where any Variable, Connection, DB or network
 # access raises, and reports what it imported.
@@ -110,3 +110,30 @@ def test_flights_features_structure(dagbag):
     assert dag.start_date.date().isoformat() == "2013-01-01"
     assert dag.end_date.date().isoformat() == "2013-12-31"
     assert [a.name for a in dag.get_task("publish").outlets] == ["flights_features"]
+
+
+TRAIN_GROUP = [
+    "train_and_gate.assemble_training_set",
+    "train_and_gate.validate_training_set",
+    "train_and_gate.train_challenger",
+    "train_and_gate.evaluate_challenger",
+    "train_and_gate.promote_or_reject",
+]
+
+
+def test_flights_training_structure(dagbag):
+    dag = dagbag.dags["flights_training"]
+    assert type(dag.timetable).__name__ == "NullTimetable"  # manual only
+    assert set(dag.params.keys()) == {"as_of", "window_days", "tuning_trials", "rollback_to_version", "rollback_reason"}
+    assert dag.get_task("choose_mode").downstream_task_ids == {TRAIN_GROUP[0], "rollback_champion"}
+    for upstream, downstream in zip(TRAIN_GROUP, TRAIN_GROUP[1:], strict=False):
+        assert downstream in dag.get_task(upstream).downstream_task_ids
+    assert dag.get_task(TRAIN_GROUP[-1]).downstream_task_ids == set()
+
+
+def test_flights_scoring_structure(dagbag):
+    dag = dagbag.dags["flights_scoring"]
+    assert [t.task_id for t in dag.topological_sort()] == ["wait_for_features", "score"]
+    assert dag.get_task("wait_for_features").mode == "reschedule"
+    assert [a.name for a in dag.get_task("score").outlets] == ["flights_predictions"]
+    assert dag.catchup is False

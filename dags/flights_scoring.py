@@ -1,0 +1,40 @@
+"""
+# flights_scoring
+
+One run per 2013 day, on the same daily schedule as `flights_features` (backfills work the same
+way). Waits for the day's published features partition, then scores every flight with the model
+at alias **champion**, resolved when the task runs and recorded with every row.
+
+```
+wait_for_features -> score -> (asset event flights_predictions, extra = {ds, path, rows, model_version})
+```
+
+Writes `predictions/flights/ds=D/` atomically: the flight key, `probability`, `decision`
+(probability >= the champion's `decision_threshold`), `model_name`, `model_version`,
+`model_run_id` and the label when known. A rerun replaces the partition with the same rows.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import dag
+
+from flywheel.orchestration import scoring as t
+from flywheel.orchestration.defaults import DEFAULT_ARGS, END_2013, START_2013
+
+
+@dag(
+    dag_id="flights_scoring",
+    schedule="@daily",
+    start_date=START_2013,
+    end_date=END_2013,
+    catchup=False,
+    max_active_runs=2,
+    default_args=DEFAULT_ARGS,
+    doc_md=__doc__,
+    tags=["flywheel", "scoring", "mlflow"],
+)
+def flights_scoring():
+    t.wait_for_features() >> t.score()
+
+
+flights_scoring()

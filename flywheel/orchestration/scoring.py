@@ -1,0 +1,34 @@
+"""Task factories for ``flights_scoring``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from airflow.sdk import PokeReturnValue, task
+from airflow.sdk.exceptions import AirflowFailException
+
+from flywheel.orchestration.assets import PREDICTIONS
+
+
+@task.sensor(poke_interval=60, timeout=dt.timedelta(hours=12).total_seconds(), mode="reschedule")
+def wait_for_features(ds: str | None = None) -> PokeReturnValue:
+    """The day's features partition is published (its gate passed)."""
+    from flywheel import features, lake
+
+    path = lake.partition_path("features", features.DATASET, ds)
+    return PokeReturnValue(is_done=path.is_dir(), xcom_value={"ds": ds, "path": str(path)})
+
+
+@task(outlets=[PREDICTIONS])
+def score(ds: str | None = None, outlet_events: Any = None) -> dict[str, Any]:
+    """Score the day with the champion (resolved now) into predictions/flights/ds=D."""
+    from flywheel.scoring import ScoringError, score_partition
+
+    try:
+        result = score_partition(ds)
+    except ScoringError as exc:
+        raise AirflowFailException(str(exc)) from exc
+    extra = {k: result[k] for k in ("ds", "path", "rows", "model_version")}
+    outlet_events[PREDICTIONS].extra = extra
+    return result
