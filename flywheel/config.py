@@ -6,6 +6,7 @@ an Airflow Variable or Connection, or the network, so DAG files may import it at
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,16 @@ def _int(name: str, default: int) -> int:
         raise ConfigError(f"{name}={raw!r} is not an integer") from exc
 
 
+def _date(name: str, default: dt.date) -> dt.date:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return dt.date.fromisoformat(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is not a date (YYYY-MM-DD)") from exc
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -72,6 +83,8 @@ class Settings:
     max_label_rate: float
     max_excluded_share: float
     history_days: tuple[int, ...]
+    # The first day of data: history features of a day never wait for days before it.
+    history_start: dt.date
     # Training and the champion/challenger gate.
     mlflow_experiment: str
     model_name: str
@@ -84,6 +97,13 @@ class Settings:
     slice_tolerance: float
     slice_min_rows: int
     promotion_floor: float
+    # Drift monitoring and the retraining policy (flywheel.drift).
+    drift_share_threshold: float
+    prediction_drift_threshold: float
+    quality_drop: float
+    drift_consecutive_days: int
+    retrain_cooldown_days: int
+    label_lag_days: int
 
     @property
     def mlflow_artifact_root(self) -> Path:
@@ -127,6 +147,24 @@ def load() -> Settings:
         raise ConfigError(
             f"FLYWHEEL_MIN_LABEL_RATE={min_rate} and FLYWHEEL_MAX_LABEL_RATE={max_rate}: need 0 <= min < max <= 1"
         )
+    drift_share = _float("FLYWHEEL_DRIFT_SHARE", 0.5)
+    if not 0 < drift_share <= 1:
+        raise ConfigError(f"FLYWHEEL_DRIFT_SHARE={drift_share}: need a share of features in (0, 1]")
+    prediction_drift = _float("FLYWHEEL_PREDICTION_DRIFT", 0.3)
+    if not prediction_drift > 0:
+        raise ConfigError(f"FLYWHEEL_PREDICTION_DRIFT={prediction_drift}: need a distance > 0")
+    quality_drop = _float("FLYWHEEL_QUALITY_DROP", 0.05)
+    if not 0 <= quality_drop < 1:
+        raise ConfigError(f"FLYWHEEL_QUALITY_DROP={quality_drop}: need a ROC AUC drop in [0, 1)")
+    consecutive = _int("FLYWHEEL_DRIFT_CONSECUTIVE_DAYS", 2)
+    if consecutive < 1:
+        raise ConfigError(f"FLYWHEEL_DRIFT_CONSECUTIVE_DAYS={consecutive}: need at least 1 day")
+    cooldown = _int("FLYWHEEL_RETRAIN_COOLDOWN_DAYS", 7)
+    if cooldown < 0:
+        raise ConfigError(f"FLYWHEEL_RETRAIN_COOLDOWN_DAYS={cooldown}: need 0 (no cooldown) or more days")
+    label_lag = _int("FLYWHEEL_LABEL_LAG_DAYS", 0)
+    if label_lag < 0:
+        raise ConfigError(f"FLYWHEEL_LABEL_LAG_DAYS={label_lag}: labels cannot arrive before the flight; need 0 or more")
     return Settings(
         home=home,
         lake=lake,
@@ -144,6 +182,7 @@ def load() -> Settings:
         max_label_rate=max_rate,
         max_excluded_share=_float("FLYWHEEL_MAX_EXCLUDED_SHARE", 0.5),
         history_days=(7, 28),
+        history_start=_date("FLYWHEEL_HISTORY_START", dt.date(2013, 1, 1)),
         mlflow_experiment=os.environ.get("FLYWHEEL_MLFLOW_EXPERIMENT") or "flights_delay",
         model_name=os.environ.get("FLYWHEEL_MODEL_NAME") or "flights_delay",
         train_window_days=_int("FLYWHEEL_TRAIN_WINDOW_DAYS", 28),
@@ -158,4 +197,18 @@ def load() -> Settings:
         slice_min_rows=_int("FLYWHEEL_SLICE_MIN_ROWS", 300),
         # ...and clear this absolute floor (the first model only needs the floor).
         promotion_floor=_float("FLYWHEEL_PROMOTION_FLOOR", 0.60),
+        # A monitored day signals drift when at least this share of the monitored features drifted
+        # (per feature: normed Wasserstein >= 0.1 for numbers, Jensen-Shannon >= 0.1 for categories)...
+        drift_share_threshold=drift_share,
+        # ...or the day's P(delayed) distribution moved this far from the champion's reference scores
+        # (Wasserstein distance normed by the reference scores' standard deviation)...
+        prediction_drift_threshold=prediction_drift,
+        # ...or the day's ROC AUC fell more than this below the champion's holdout ROC AUC.
+        quality_drop=quality_drop,
+        # The policy says "drift" after this many consecutive signalling days (a gap breaks the streak);
+        drift_consecutive_days=consecutive,
+        # retraining is skipped within this many days of a promotion or an earlier retraining;
+        retrain_cooldown_days=cooldown,
+        # labels of day D arrive on D + lag: quality on monitoring day D is measured on day D - lag.
+        label_lag_days=label_lag,
     )

@@ -68,7 +68,7 @@ def wait_for_dag(demo: Demo, dag_id: str, timeout: float = 300) -> None:
     stack.api("PATCH", f"dags/{dag_id}", {"is_paused": False})
 
 
-def backfill(demo: Demo, dag_id: str, max_active_runs: int = 1, poll: float = 5.0) -> dict[str, str]:
+def backfill(demo: Demo, dag_id: str, max_active_runs: int = 3, poll: float = 5.0) -> dict[str, str]:
     """Backfill ``demo.start..demo.end`` through the scheduler; print progress; return state per day."""
     wanted = {d.isoformat() for d in demo.days()}
     done = {ds for ds, r in _runs(dag_id).items() if ds in wanted and r["state"] == "success"}

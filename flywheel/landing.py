@@ -121,6 +121,18 @@ def land(ds: str | dt.date, settings: config.Settings | None = None) -> dict[str
     return manifest
 
 
+def quarantine_unlandable(ds: str | dt.date, error: str, lake_root: Path | None = None) -> Path:
+    """Record that day ``ds`` could not be landed at all (e.g. its source file is missing).
+
+    The day then has a terminal landing outcome, so later days' history does not wait for it;
+    a successful rerun of the day replaces this record.
+    """
+    with lake.staged_partition("quarantine", DATASET, ds, lake_root) as staging:
+        payload = {"ds": lake.parse_ds(ds).isoformat(), "success": False, "stage": "land", "error": error}
+        (staging / VALIDATION).write_text(json.dumps(payload, indent=2, sort_keys=True))
+    return lake.partition_path("quarantine", DATASET, ds, lake_root)
+
+
 def landed_file(ds: str | dt.date, table: str, lake_root: Path | None = None) -> Path:
     folder = lake.partition_path(ZONE, DATASET, ds, lake_root)
     if not folder.is_dir():
@@ -187,6 +199,26 @@ def canonical_path(ds: str | dt.date, table: str, lake_root: Path | None = None)
 def validated_days(lake_root: Path | None = None) -> list[dt.date]:
     """Landed days that passed the landing gate (have canonical tables)."""
     return [d for d in lake.list_partitions(ZONE, DATASET, lake_root) if canonical_path(d, "flights", lake_root).is_file()]
+
+
+def pending_history(
+    ds: str | dt.date, window_days: int, history_start: dt.date, lake_root: Path | None = None
+) -> list[dt.date]:
+    """Days of ``[ds - window_days, ds - 1]`` (none before ``history_start``) whose landing gate has no
+    outcome yet: neither validated (canonical tables) nor quarantined.
+
+    Day D's history features may only be computed once this is empty; then they are the same
+    whatever order a backfill ran the days in.
+    """
+    day = lake.parse_ds(ds)
+    days = [day - dt.timedelta(days=n) for n in range(window_days, 0, -1)]
+    return [
+        d
+        for d in days
+        if d >= history_start
+        and not canonical_path(d, "flights", lake_root).is_file()
+        and not lake.exists("quarantine", DATASET, d, lake_root)
+    ]
 
 
 def export_source(dst: Path, start: dt.date, end: dt.date, fmt: str = "parquet") -> list[Path]:

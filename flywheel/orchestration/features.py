@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import task
+from airflow.sdk import PokeReturnValue, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from flywheel import config
@@ -23,7 +23,11 @@ def land(ds: str | None = None) -> dict[str, Any]:
     """Copy the day from FLYWHEEL_SOURCE into landing/ (replacing an earlier landing of that day)."""
     from flywheel import landing
 
-    manifest = landing.land(ds)
+    try:
+        manifest = landing.land(ds)
+    except landing.LandingError as exc:
+        where = landing.quarantine_unlandable(ds, str(exc))
+        raise AirflowFailException(f"{exc}\nRecorded in {where}; fix the source and rerun the day.") from exc
     return {"ds": manifest["ds"], "path": manifest["path"], "files": sorted(manifest["files"])}
 
 
@@ -36,6 +40,23 @@ def validate_landing(ds: str | None = None) -> dict[str, Any]:
         return validate_landing(ds)
     except GateFailed as exc:
         raise AirflowFailException(str(exc)) from exc
+
+
+@task.sensor(poke_interval=5, timeout=6 * 3600, mode="reschedule")
+def wait_for_history(ds: str | None = None) -> PokeReturnValue:
+    """Wait until every day of the 28-day history window has a landing-gate outcome.
+
+    This is what lets a backfill run several days at once and still give the rows a sequential
+    run gives: day D's history features are built only after D-28..D-1 are validated or
+    quarantined. Reschedule mode: a waiting day holds no worker slot.
+    """
+    from flywheel import features, landing
+
+    settings = config.load()
+    pending = landing.pending_history(ds, max(features.HISTORY_WINDOWS), settings.history_start, settings.lake)
+    if pending:
+        print(f"history of {ds} waits for the landing gate of: {', '.join(d.isoformat() for d in pending)}")
+    return PokeReturnValue(is_done=not pending, xcom_value={"ds": ds, "pending": []})
 
 
 @task

@@ -101,12 +101,13 @@ def test_house_rules(dagbag):
 
 def test_flights_features_structure(dagbag):
     dag = dagbag.dags["flights_features"]
-    order = ["land", "validate_landing", "build_features", "validate_features", "publish"]
+    order = ["land", "validate_landing", "wait_for_history", "build_features", "validate_features", "publish"]
     assert [t.task_id for t in dag.topological_sort()] == order
     for upstream, downstream in zip(order, order[1:], strict=False):
         assert dag.get_task(upstream).downstream_task_ids == {downstream}
     assert dag.catchup is False
-    assert dag.max_active_runs == 1
+    assert dag.max_active_runs == 3
+    assert dag.get_task("wait_for_history").mode == "reschedule"
     assert dag.start_date.date().isoformat() == "2013-01-01"
     assert dag.end_date.date().isoformat() == "2013-12-31"
     assert [a.name for a in dag.get_task("publish").outlets] == ["flights_features"]

@@ -326,3 +326,29 @@ def test_validated_days_after_publish(settings: config.Settings) -> None:
     landing.publish_canonical(DAY, frames, {"success": True}, settings.lake)
     assert landing.validated_days(settings.lake) == [DAY]
     assert landing.validated_days() == [DAY]  # the configured lake (FLYWHEEL_HOME) is the same one
+
+
+def _mark_validated(lake_root: Path, day: dt.date) -> None:
+    path = landing.canonical_path(day, "flights", lake_root)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"")
+
+
+def test_pending_history_lists_days_without_a_gate_outcome(settings):
+    d = dt.date(2013, 1, 10)
+    start = dt.date(2013, 1, 1)
+    assert landing.pending_history(d, 28, start, settings.lake) == [start + dt.timedelta(days=i) for i in range(9)]
+    for day in (dt.date(2013, 1, 1), dt.date(2013, 1, 2), dt.date(2013, 1, 9)):
+        _mark_validated(settings.lake, day)
+    landing.quarantine_unlandable(dt.date(2013, 1, 5), "source file missing", settings.lake)
+    pending = landing.pending_history(d, 28, start, settings.lake)
+    assert pending == [dt.date(2013, 1, n) for n in (3, 4, 6, 7, 8)]
+    # The window is [D-7, D-1]; days before the start of data never count.
+    assert landing.pending_history(d, 7, dt.date(2013, 1, 6), settings.lake) == [dt.date(2013, 1, n) for n in (6, 7, 8)]
+    assert landing.pending_history(start, 28, start, settings.lake) == []
+
+
+def test_quarantine_unlandable_records_the_error(settings):
+    path = landing.quarantine_unlandable("2013-01-05", "no flights file", settings.lake)
+    payload = json.loads((path / landing.VALIDATION).read_text())
+    assert payload == {"ds": "2013-01-05", "success": False, "stage": "land", "error": "no flights file"}
