@@ -19,8 +19,10 @@ from typing import Any
 from flywheel import config, features, lake, landing, stack
 
 FEATURE_DAG = "flights_features"
+TRAINING_DAG = "flights_training"
+SCORING_DAG = "flights_scoring"
 DEFAULT_START = dt.date(2013, 1, 1)
-DEFAULT_END = dt.date(2013, 1, 14)
+DEFAULT_END = dt.date(2013, 1, 28)
 
 
 @dataclass
@@ -108,6 +110,41 @@ def backfill(demo: Demo, dag_id: str, max_active_runs: int = 3, poll: float = 5.
         time.sleep(poll)
 
 
+def trigger(demo: Demo, dag_id: str, conf: dict[str, Any], poll: float = 5.0) -> dict[str, Any]:
+    """Trigger a manual run with ``conf``, print task progress, return the finished run."""
+    run = stack.api("POST", f"dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf})
+    run_id = run["dag_run_id"]
+    demo.say(f"{dag_id}: triggered run {run_id} with {json.dumps(conf)}")
+    last_line = ""
+    while True:
+        run = stack.api("GET", f"dags/{dag_id}/dagRuns/{_quote(run_id)}")
+        states = _task_states(dag_id, {run_id}).get(run_id, {})
+        running = sorted(t for t, st in states.items() if st in ("running", "queued"))
+        done = sum(st in ("success", "skipped") for st in states.values())
+        line = f"{dag_id}: {run['state']}, {done}/{len(states)} tasks done" + (f" | now {','.join(running)}" if running else "")
+        if line != last_line:
+            demo.say(line)
+            last_line = line
+        if run["state"] in ("success", "failed"):
+            return run
+        time.sleep(poll)
+
+
+def _quote(value: str) -> str:
+    from urllib.parse import quote
+
+    return quote(value, safe="")
+
+
+def xcom(dag_id: str, run_id: str, task_id: str) -> Any:
+    """A task's return value (XCom), through the REST API."""
+    entry = stack.api(
+        "GET", f"dags/{dag_id}/dagRuns/{_quote(run_id)}/taskInstances/{task_id}/xcomEntries/return_value?deserialize=true"
+    )
+    value = entry["value"]
+    return json.loads(value) if isinstance(value, str) else value
+
+
 def _day_row(settings: config.Settings, day: dt.date, run_state: str) -> dict[str, Any]:
     row: dict[str, Any] = {"ds": day.isoformat(), "run": run_state}
     landed = lake.partition_path("landing", landing.DATASET, day, settings.lake)
@@ -141,6 +178,40 @@ def step_features(demo: Demo) -> None:
     wait_for_dag(demo, FEATURE_DAG)
     states = backfill(demo, FEATURE_DAG)
     demo.results["features"] = [_day_row(demo.settings, lake.parse_ds(ds), s) for ds, s in states.items()]
+    demo.results["features_failed"] = sorted(ds for ds, s in states.items() if s != "success")
+
+
+def step_training(demo: Demo) -> None:
+    """Train the first champion on the backfilled window through flights_training."""
+    if demo.results.get("features_failed"):
+        raise DemoError(f"flights_features failed for {demo.results['features_failed']}: not training on a gappy window")
+    wait_for_dag(demo, TRAINING_DAG)
+    window = (demo.end - demo.start).days + 1
+    conf = {"as_of": demo.end.isoformat(), "window_days": window, "tuning_trials": demo.settings.tuning_trials}
+    run = trigger(demo, TRAINING_DAG, conf)
+    if run["state"] != "success":
+        raise DemoError(f"{TRAINING_DAG} run {run['dag_run_id']} failed: see the UI or {demo.settings.airflow_home / 'logs'}")
+    demo.results["trained"] = xcom(TRAINING_DAG, run["dag_run_id"], "train_and_gate.train_challenger")
+    demo.results["decision"] = xcom(TRAINING_DAG, run["dag_run_id"], "train_and_gate.promote_or_reject")
+
+
+def step_scoring(demo: Demo) -> None:
+    """Score the backfilled days with the champion through flights_scoring."""
+    wait_for_dag(demo, SCORING_DAG)
+    states = backfill(demo, SCORING_DAG)
+    rows = []
+    for ds, state in states.items():
+        row: dict[str, Any] = {"ds": ds, "run": state}
+        part = lake.partition_path("predictions", "flights", ds, demo.settings.lake)
+        if (part / "_manifest.json").is_file():
+            m = json.loads((part / "_manifest.json").read_text())
+            row.update(scored=m["rows"], model_version=m["model_version"], predicted_delayed=m["positives"])
+        rows.append(row)
+    demo.results["scoring"] = rows
+
+
+class DemoError(RuntimeError):
+    """A step of the demo could not go on; the message says why and where to look."""
 
 
 def summary(demo: Demo) -> int:
@@ -148,16 +219,40 @@ def summary(demo: Demo) -> int:
     print()
     print(f"flights_features, {demo.start}..{demo.end}:")
     print(_table(rows, ["ds", "run", "landed", "landing_gate", "features", "cancelled", "diverted", "features_gate"]))
-    ok = sum(r["run"] == "success" for r in rows)
+    ok = sum(r["run"] == "success" for r in rows) == len(rows)
+    trained, decision = demo.results.get("trained"), demo.results.get("decision")
+    if trained and decision:
+        m = trained["metrics"]
+        print()
+        print(
+            f"flights_training: {trained['model_name']} v{trained['model_version']} {decision['decision'].upper()} "
+            f"({decision['reason']})"
+        )
+        print(
+            f"  holdout {trained['holdout_days'][0]}..{trained['holdout_days'][-1]}: ROC AUC {m['roc_auc']:.3f}, "
+            f"PR AUC {m['pr_auc']:.3f}, log loss {m['log_loss']:.3f}, Brier {m['brier']:.3f}, F1 {m['f1']:.3f} "
+            f"(base rate {m.get('base_rate', float('nan')):.3f}); {trained['training_seconds']:.0f}s of training, "
+            f"MLflow run {trained['run_id']}"
+        )
+    scoring = demo.results.get("scoring")
+    if scoring:
+        print()
+        print("flights_scoring:")
+        print(_table(scoring, ["ds", "run", "scored", "predicted_delayed", "model_version"]))
+        ok = ok and all(r["run"] == "success" for r in scoring)
     print()
-    print(f"{ok}/{len(rows)} days succeeded in {time.monotonic() - demo.started:.0f}s.")
-    print(f"Lake:       {demo.settings.lake}  (features in features/flights/, bad days in quarantine/)")
+    print(f"{'Done' if ok else 'Finished with failures'} in {time.monotonic() - demo.started:.0f}s.")
+    print(f"Lake:       {demo.settings.lake}  (features/, predictions/, quarantine/, monitoring/promotions/)")
     print(f"Data Docs:  {demo.settings.data_docs_dir / 'index.html'}")
-    print(f"Airflow UI: http://localhost:{stack.AIRFLOW_PORT}/dags/{FEATURE_DAG}  (the stack keeps running: make down)")
-    return 0 if ok == len(rows) else 1
+    print(f"Airflow UI: http://localhost:{stack.AIRFLOW_PORT}  (the stack keeps running: make down)")
+    if demo.results.get("mlflow_ui"):
+        print(f"MLflow UI:  {demo.results['mlflow_ui']}")
+    else:
+        print(f"MLflow:     make up, then http://localhost:{stack.MLFLOW_PORT} (store: {demo.settings.mlflow_tracking_uri})")
+    return 0 if ok else 1
 
 
-STEPS: list[Callable[[Demo], None]] = [step_features]
+STEPS: list[Callable[[Demo], None]] = [step_features, step_training, step_scoring]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,9 +263,15 @@ def main(argv: list[str] | None = None) -> int:
     demo = Demo(config.load(), args.start, args.end)
     demo.say(f"starting the local stack (Airflow + Spark Connect) under {demo.settings.home}")
     stack.up(demo.settings)
-    demo.say(f"stack up: Airflow UI on http://localhost:{stack.AIRFLOW_PORT}")
-    for step in STEPS:
-        step(demo)
+    demo.results["mlflow_ui"] = f"http://localhost:{stack.MLFLOW_PORT}"
+    demo.say(f"stack up: Airflow UI on http://localhost:{stack.AIRFLOW_PORT}, MLflow UI on {demo.results['mlflow_ui']}")
+    try:
+        for step in STEPS:
+            step(demo)
+    except (DemoError, stack.StackError) as exc:
+        summary(demo)
+        print(f"\nerror: {exc}", file=sys.stderr)
+        return 1
     return summary(demo)
 
 

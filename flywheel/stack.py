@@ -23,6 +23,7 @@ from typing import Any
 from flywheel import config
 
 AIRFLOW_PORT = int(os.environ.get("FLYWHEEL_AIRFLOW_PORT") or 8080)
+MLFLOW_PORT = int(os.environ.get("FLYWHEEL_MLFLOW_PORT") or 5000)
 SPARK_CONNECT_PORT = int(os.environ.get("FLYWHEEL_SPARK_CONNECT_PORT") or 15002)
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor")
 
@@ -181,6 +182,33 @@ def start_spark_connect(settings: config.Settings) -> None:
     _wait_port(SPARK_CONNECT_PORT, 120, "Spark Connect server", log)
 
 
+def start_mlflow_ui(settings: config.Settings) -> str:
+    """The MLflow UI on the same store the tasks write to (embedded SQLite unless MLFLOW_TRACKING_URI says otherwise)."""
+    name = "mlflow"
+    uri = settings.mlflow_tracking_uri
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    settings.mlflow_artifact_root.mkdir(parents=True, exist_ok=True)
+    argv = [
+        str(bin_dir() / "mlflow"),
+        "server",
+        "--backend-store-uri",
+        uri,
+        "--default-artifact-root",
+        settings.mlflow_artifact_root.as_uri(),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(MLFLOW_PORT),
+        "--workers",
+        "1",
+    ]
+    _spawn(settings, name, argv, dict(os.environ))
+    url = f"http://localhost:{MLFLOW_PORT}"
+    _wait_http(f"{url}/health", 180, "MLflow UI", _log_dir(settings) / f"{name}.log")
+    return url
+
+
 def airflow(args: list[str], settings: config.Settings | None = None, check: bool = True) -> subprocess.CompletedProcess:
     """Run the ``airflow`` CLI of this environment with the stack's settings."""
     env = airflow_env(settings)
@@ -195,9 +223,11 @@ def init_airflow(settings: config.Settings) -> None:
         raise StackError(f"airflow db migrate failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
 
 
-def up(settings: config.Settings | None = None, spark_connect: bool = True) -> None:
-    """Start whatever is not running yet and wait until the Airflow API answers."""
+def up(settings: config.Settings | None = None, spark_connect: bool = True, mlflow_ui: bool = True) -> None:
+    """Start whatever is not running yet and wait until the Airflow API (and the MLflow UI) answer."""
     settings = settings or config.load()
+    if mlflow_ui:
+        start_mlflow_ui(settings)
     if spark_connect and not settings.spark_remote:
         start_spark_connect(settings)
     init_airflow(settings)
@@ -268,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "up":
         up(settings)
         print(f"Airflow UI: http://localhost:{AIRFLOW_PORT}  (logs: {settings.home / 'logs'})")
+        print(f"MLflow UI:  http://localhost:{MLFLOW_PORT}")
     elif args.command == "down":
         stopped = down(settings)
         print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))

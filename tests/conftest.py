@@ -26,5 +26,5 @@ os.environ.pop("SPARK_REMOTE", None)
 os.environ.pop("FLYWHEEL_EXECUTION", None)
 
 
-def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001 - pytest hook signature
+def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_SESSION_HOME, ignore_errors=True)
