@@ -196,7 +196,7 @@ def load() -> Settings:
         slice_tolerance=_float("FLYWHEEL_SLICE_TOLERANCE", 0.03),
         slice_min_rows=_int("FLYWHEEL_SLICE_MIN_ROWS", 300),
         # ...and clear this absolute floor (the first model only needs the floor).
-        promotion_floor=_float("FLYWHEEL_PROMOTION_FLOOR", 0.60),
+        promotion_floor=_float("FLYWHEEL_PROMOTION_FLOOR", 0.55),
         # A monitored day signals drift when at least this share of the monitored features drifted
         # (per feature: normed Wasserstein >= 0.1 for numbers, Jensen-Shannon >= 0.1 for categories)...
         drift_share_threshold=drift_share,

@@ -63,7 +63,11 @@ def airflow_env(settings: config.Settings | None = None, spark_connect: bool = T
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
             "GX_ANALYTICS_ENABLED": "False",
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(config.REPO_ROOT), env.get("PYTHONPATH")])),
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(config.REPO_ROOT), str(config.REPO_ROOT / "airflow_config"), env.get("PYTHONPATH")])
+            ),
+            # airflow_config/airflow_local_settings.py: the scheduler pre-imports task libraries (warm forks).
+            "FLYWHEEL_PRELOAD": env.get("FLYWHEEL_PRELOAD", "1"),
         }
     )
     if spark_connect and not settings.spark_remote:

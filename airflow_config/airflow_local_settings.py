@@ -1,0 +1,41 @@
+"""Airflow local settings for Flywheel's laptop stack (``make up`` / ``make demo`` put this folder on PYTHONPATH).
+
+Warm task start: the LocalExecutor forks each task process from the scheduler on Linux, so
+libraries the scheduler imported once are already in every task process. Importing the heavy
+task libraries here saves several seconds per task (great_expectations, mlflow and evidently
+each take seconds to import on a 2-core machine). Only the scheduler does it, and only when
+``FLYWHEEL_PRELOAD`` is set: DAG parsing (the dag-processor) stays light, as the DAG integrity
+tests require. Libraries that are not fork-safe (the gRPC client of Spark Connect) are not preloaded.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+
+PRELOAD = (
+    "pandas",
+    "pyarrow.parquet",
+    "great_expectations",
+    "sklearn.ensemble",
+    "sklearn.calibration",
+    "optuna",
+    "mlflow",
+    "mlflow.sklearn",
+    "evidently",
+)
+
+
+def _is_scheduler() -> bool:
+    return len(sys.argv) > 1 and os.path.basename(sys.argv[0]) == "airflow" and sys.argv[1] == "scheduler"
+
+
+if os.environ.get("FLYWHEEL_PRELOAD") == "1" and _is_scheduler():
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    for _name in PRELOAD:
+        try:
+            importlib.import_module(_name)
+        except ImportError as exc:  # a missing optional library only costs speed, never correctness
+            logging.getLogger(__name__).warning("flywheel preload: %s not imported: %s", _name, exc)
