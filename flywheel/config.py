@@ -147,10 +147,10 @@ def load() -> Settings:
         raise ConfigError(
             f"FLYWHEEL_MIN_LABEL_RATE={min_rate} and FLYWHEEL_MAX_LABEL_RATE={max_rate}: need 0 <= min < max <= 1"
         )
-    drift_share = _float("FLYWHEEL_DRIFT_SHARE", 0.5)
+    drift_share = _float("FLYWHEEL_DRIFT_SHARE", 0.3)
     if not 0 < drift_share <= 1:
         raise ConfigError(f"FLYWHEEL_DRIFT_SHARE={drift_share}: need a share of features in (0, 1]")
-    prediction_drift = _float("FLYWHEEL_PREDICTION_DRIFT", 0.3)
+    prediction_drift = _float("FLYWHEEL_PREDICTION_DRIFT", 1.25)
     if not prediction_drift > 0:
         raise ConfigError(f"FLYWHEEL_PREDICTION_DRIFT={prediction_drift}: need a distance > 0")
     quality_drop = _float("FLYWHEEL_QUALITY_DROP", 0.05)
@@ -198,10 +198,11 @@ def load() -> Settings:
         # ...and clear this absolute floor (the first model only needs the floor).
         promotion_floor=_float("FLYWHEEL_PROMOTION_FLOOR", 0.55),
         # A monitored day signals drift when at least this share of the monitored features drifted
-        # (per feature: normed Wasserstein >= 0.1 for numbers, Jensen-Shannon >= 0.1 for categories)...
+        # (per feature: normed Wasserstein / Jensen-Shannon distance beyond what 95 % of the champion's
+        # own training days reach, see flywheel.drift.monitor.baseline_thresholds)...
         drift_share_threshold=drift_share,
-        # ...or the day's P(delayed) distribution moved this far from the champion's reference scores
-        # (Wasserstein distance normed by the reference scores' standard deviation)...
+        # ...or the day's P(delayed) distribution moved this many times further from the champion's
+        # reference scores than 95 % of its training days did (normed Wasserstein distance ratio)...
         prediction_drift_threshold=prediction_drift,
         # ...or the day's ROC AUC fell more than this below the champion's holdout ROC AUC.
         quality_drop=quality_drop,

@@ -8,3 +8,5 @@ from airflow.sdk import Asset
 # not Airflow 3.3's partitioned assets yet).
 FEATURES = Asset(name="flights_features", uri="file:///flywheel/lake/features/flights", group="flywheel")
 PREDICTIONS = Asset(name="flights_predictions", uri="file:///flywheel/lake/predictions/flights", group="flywheel")
+# Emitted by flights_monitoring only when the drift policy says "drift"; extra = the evidence.
+DRIFT = Asset(name="drift", uri="file:///flywheel/lake/monitoring/drift", group="flywheel")

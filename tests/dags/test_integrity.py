@@ -13,7 +13,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 DAGS = REPO / "dags"
 HEAVY = ("pyspark", "mlflow", "great_expectations", "evidently", "sklearn", "pandas")
-EXPECTED_DAGS = {"flights_features", "flights_training", "flights_scoring"}
+EXPECTED_DAGS = {"flights_features", "flights_training", "flights_scoring", "flights_monitoring", "flights_retraining"}
 
 # Parses the DAG folder in a fresh interpreter where any Variable, Connection, DB or network
 # access raises, and reports what it imported.
@@ -138,3 +138,21 @@ def test_flights_scoring_structure(dagbag):
     assert dag.get_task("wait_for_features").mode == "reschedule"
     assert [a.name for a in dag.get_task("score").outlets] == ["flights_predictions"]
     assert dag.catchup is False
+
+
+def test_flights_monitoring_structure(dagbag):
+    dag = dagbag.dags["flights_monitoring"]
+    assert dag.max_active_runs == 1  # the policy counts consecutive days: days run in order
+    assert dag.get_task("wait_for_predictions").downstream_task_ids == {"monitor"}
+    assert dag.get_task("decide").downstream_task_ids == {"drift_detected", "no_drift"}
+    assert [a.name for a in dag.get_task("drift_detected").outlets] == ["drift"]
+    assert dag.get_task("no_drift").outlets == []
+
+
+def test_flights_retraining_is_scheduled_on_the_drift_asset(dagbag):
+    dag = dagbag.dags["flights_retraining"]
+    assert [a.name for a in dag.timetable.asset_condition.objects] == ["drift"]
+    assert dag.max_active_runs == 1
+    assert dag.get_task("should_retrain").downstream_task_ids == {"train_and_gate.assemble_training_set"}
+    group = [t for t in dag.task_ids if t.startswith("train_and_gate.")]
+    assert sorted(group) == sorted(TRAIN_GROUP)

@@ -83,8 +83,13 @@ def test_training_then_scoring(env):
     champion = client.get_model_version_by_alias(env.model_name, "champion")
     assert int(champion.version) == int(trained["model_version"])
     mlflow_run = client.get_run(trained["run_id"])
-    contexts = {i.tags[0].value if i.tags else "" for i in mlflow_run.inputs.dataset_inputs}
+    inputs = mlflow_run.inputs.dataset_inputs
+    contexts = {t.value for i in inputs for t in i.tags if t.key == "mlflow.data.context"}
     assert {"training", "holdout"} <= contexts
+    training_input = next(i for i in inputs if any(t.value == "training" for t in i.tags))
+    input_tags = {t.key: t.value for t in training_input.tags}
+    assert int(input_tags["rows"]) == trained["rows"]["train"]
+    assert len(input_tags["content_sha256"]) == 64
     assert mlflow_run.data.tags["airflow.dag_id"] == "flights_training"
     assert mlflow_run.data.tags["airflow.run_id"] == run.run_id
 

@@ -1,0 +1,44 @@
+"""
+# flights_monitoring
+
+One run per 2013 day, after `flights_scoring` has written the day's predictions. With Evidently
+0.7 it compares the day against the **champion's reference data** (its training window, found
+through the champion's MLflow version): data drift of the model's inputs, prediction drift of the
+scores, and model quality on the day's labels (`FLYWHEEL_LABEL_LAG_DAYS` for late labels).
+
+```
+wait_for_predictions -> monitor -> decide -> drift_detected (emits the `drift` asset event) | no_drift
+```
+
+`monitor` saves `reports/monitoring/ds=D/` (HTML report + JSON metrics), logs them to MLflow, and
+writes the day's row of the monitoring history (`monitoring/daily/ds=D/`). The drift policy
+(`flywheel/drift/policy.py`) decides; days run in date order (`max_active_runs=1`) because the
+policy counts consecutive drifting days.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import dag
+
+from flywheel.orchestration import monitoring as t
+from flywheel.orchestration.defaults import DEFAULT_ARGS, END_2013, START_2013
+
+
+@dag(
+    dag_id="flights_monitoring",
+    schedule="@daily",
+    start_date=START_2013,
+    end_date=END_2013,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    doc_md=__doc__,
+    tags=["flywheel", "monitoring", "evidently"],
+)
+def flights_monitoring():
+    result = t.monitor()
+    t.wait_for_predictions() >> result
+    t.decide(result) >> [t.drift_detected(result), t.no_drift(result)]
+
+
+flights_monitoring()
