@@ -1,0 +1,154 @@
+"""The closed loop through the real Airflow scheduler (LocalExecutor, api-server, dag-processor).
+
+Small real data (January 2013): a champion is trained on 8 days, two later days are scored, then
+only ``flights_monitoring`` runs through the scheduler. A clean day must not start a retraining;
+a day with injected drift must make the scheduler itself create a ``flights_retraining`` run
+(from the ``drift`` asset event) that finishes with a decision in the promotion history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import pytest
+
+from flywheel import config, features, lake
+
+pytestmark = [pytest.mark.e2e, pytest.mark.spark]
+
+DAYS = [dt.date(2013, 1, 1) + dt.timedelta(days=i) for i in range(10)]
+CHAMPION_AS_OF = DAYS[7]
+CLEAN_DAY, DRIFT_DAY = DAYS[8], DAYS[9]
+AIRFLOW_PORT = 18080
+
+# Settings of the whole run (this process and the stack): small windows, one trial; the policy
+# calls drift on data drift alone (quality and prediction drift switched off) after a single day.
+ENV = {
+    "FLYWHEEL_HOLDOUT_DAYS": "2",
+    "FLYWHEEL_TRAIN_WINDOW_DAYS": "10",
+    "FLYWHEEL_TUNING_TRIALS": "1",
+    "FLYWHEEL_DRIFT_SHARE": "0.5",
+    "FLYWHEEL_DRIFT_CONSECUTIVE_DAYS": "1",
+    "FLYWHEEL_QUALITY_DROP": "0.99",
+    "FLYWHEEL_PREDICTION_DRIFT": "1000",
+    "FLYWHEEL_RETRAIN_COOLDOWN_DAYS": "1",
+}
+
+
+def _inject_drift(day: dt.date, settings: config.Settings) -> None:
+    """Shift every non-calendar numeric input far outside anything seen in training."""
+    frame = lake.read_frame("features", features.DATASET, day, settings.lake)
+    manifest = features.read_manifest(lake.partition_path("features", features.DATASET, day, settings.lake))
+    for col in features.WEATHER_FEATURES + features.PLANE_FEATURES + features.AIRPORT_FEATURES + ("distance",):
+        frame[col] = frame[col].astype("float64") * 3 + 100
+    for col in features.HISTORY_FEATURES:
+        if "_mean_arr_delay_" in col:
+            frame[col] = frame[col].astype("float64") + 120
+    lake.write_frame(frame, "features", features.DATASET, day, settings.lake, extra_files={features.MANIFEST: manifest})
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """Lake and registry state built in-process with the same functions the DAGs run."""
+    from flywheel import landing
+    from flywheel.registry import promotion
+    from flywheel.scoring import score_partition
+    from flywheel.training import data, train
+    from flywheel.validation import validate_features, validate_landing
+    from spark_jobs import build_features
+
+    root = tmp_path_factory.mktemp("e2e")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("FLYWHEEL_HOME", str(root / "home"))
+    patch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{root / 'home' / 'airflow' / 'airflow.db'}")
+    patch.delenv("FLYWHEEL_SOURCE", raising=False)
+    patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    for key, value in ENV.items():
+        patch.setenv(key, value)
+    settings = config.load()
+    for day in DAYS:
+        landing.land(day)
+        validate_landing(day)
+        build_features.run(day, output_dataset=features.CANDIDATE_DATASET)
+        validate_features(day)
+    result = train.train(CHAMPION_AS_OF, window_days=8, n_trials=1)
+    version = int(result["model_version"])
+    holdout = data.assemble(CHAMPION_AS_OF, 8, settings).split(settings.holdout_days).holdout
+    challenger, champion, champion_version = promotion.evaluate_challenger(version, holdout, settings)
+    record = promotion.promote_or_reject(
+        version, challenger, champion, champion_version, settings, {"as_of": CHAMPION_AS_OF.isoformat()}
+    )
+    assert record["decision"] == "promoted", record["reason"]
+    _inject_drift(DRIFT_DAY, settings)
+    for day in (CLEAN_DAY, DRIFT_DAY):
+        score_partition(day, settings)
+    yield settings
+    patch.undo()
+
+
+@pytest.fixture(scope="module")
+def airflow_stack(prepared):
+    from flywheel import stack
+
+    original = stack.AIRFLOW_PORT
+    stack.AIRFLOW_PORT = AIRFLOW_PORT
+    try:
+        stack.up(prepared, spark_connect=False, mlflow_ui=False)
+        yield prepared
+    finally:
+        stack.down(prepared)
+        stack.AIRFLOW_PORT = original
+
+
+def _retraining_runs() -> list[dict]:
+    from flywheel import stack
+
+    return stack.api("GET", "dags/flights_retraining/dagRuns?limit=100")["dag_runs"]
+
+
+def test_drift_starts_retraining_through_the_scheduler(airflow_stack):
+    from flywheel import demo, stack
+    from flywheel.drift.monitor import read_monitoring_history
+    from flywheel.registry import history
+
+    settings = airflow_stack
+    run = demo.Demo(settings, CLEAN_DAY, CLEAN_DAY)
+    demo.wait_for_dag(run, "flights_retraining")
+    demo.wait_for_dag(run, "flights_monitoring")
+
+    # A clean day: monitored, no drift, no retraining run.
+    assert demo.backfill(run, "flights_monitoring", max_active_runs=1, poll=2) == {CLEAN_DAY.isoformat(): "success"}
+    rows = read_monitoring_history(settings)
+    assert rows["decision"].tolist() == ["ok"]
+    time.sleep(10)  # give the scheduler the chance to (wrongly) create a run
+    assert _retraining_runs() == []
+
+    # A drifting day: the policy says drift, the scheduler starts flights_retraining by itself.
+    run = demo.Demo(settings, DRIFT_DAY, DRIFT_DAY)
+    assert demo.backfill(run, "flights_monitoring", max_active_runs=1, poll=2) == {DRIFT_DAY.isoformat(): "success"}
+    rows = read_monitoring_history(settings)
+    assert rows["decision"].tolist() == ["ok", "drift"]
+
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        runs = _retraining_runs()
+        if runs and runs[0]["state"] in ("success", "failed"):
+            break
+        time.sleep(5)
+    else:
+        pytest.fail(f"no finished flights_retraining run within 15 minutes: {runs}")
+    assert len(runs) == 1
+    assert runs[0]["run_type"] == "asset_triggered"
+    assert runs[0]["state"] == "success", stack.api(
+        "GET", f"dags/flights_retraining/dagRuns/{runs[0]['dag_run_id']}/taskInstances"
+    )
+
+    records = [r for r in history.read_history(settings) if r["source"] == "retraining"]
+    assert len(records) == 1
+    record = records[0]
+    assert record["decision"] in ("promoted", "rejected") and record["reason"]
+    assert record["as_of"] == DRIFT_DAY.isoformat()
+    evidence = record["run"]["drift_evidence"]
+    assert evidence["ds"] == DRIFT_DAY.isoformat() and evidence["drift_share"] >= 0.5
+    assert evidence["report_path"].endswith("report.html")
