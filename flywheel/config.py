@@ -104,6 +104,7 @@ class Settings:
     drift_consecutive_days: int
     retrain_cooldown_days: int
     label_lag_days: int
+    quality_window_days: int
 
     @property
     def mlflow_artifact_root(self) -> Path:
@@ -212,4 +213,7 @@ def load() -> Settings:
         retrain_cooldown_days=cooldown,
         # labels of day D arrive on D + lag: quality on monitoring day D is measured on day D - lag.
         label_lag_days=label_lag,
+        # Quality is ROC AUC pooled over this many labelled days ending at D - label lag (one day of
+        # ~900 flights swings by +-0.08; the champion's holdout AUC is pooled over its holdout days too).
+        quality_window_days=_int("FLYWHEEL_QUALITY_WINDOW_DAYS", 7),
     )

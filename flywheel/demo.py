@@ -41,18 +41,28 @@ class Demo:
         print(f"[{int(elapsed // 60):02d}:{int(elapsed % 60):02d}] {message}", flush=True)
 
 
+def _paged(path: str, key: str, page: int = 100) -> list[dict[str, Any]]:
+    """Every item of a paginated REST collection (the API caps a page at 100)."""
+    items: list[dict[str, Any]] = []
+    sep = "&" if "?" in path else "?"
+    while True:
+        payload = stack.api("GET", f"{path}{sep}limit={page}&offset={len(items)}")
+        items += payload[key]
+        if len(payload[key]) < page or len(items) >= payload.get("total_entries", 0):
+            return items
+
+
 def _runs(dag_id: str) -> dict[str, dict[str, Any]]:
     """The DAG's runs by logical date (YYYY-MM-DD), newest state."""
-    payload = stack.api("GET", f"dags/{dag_id}/dagRuns?limit=1000&order_by=logical_date")
-    return {r["logical_date"][:10]: r for r in payload["dag_runs"] if r.get("logical_date")}
+    runs = _paged(f"dags/{dag_id}/dagRuns?order_by=logical_date", "dag_runs")
+    return {r["logical_date"][:10]: r for r in runs if r.get("logical_date")}
 
 
 def _task_states(dag_id: str, run_ids: set[str]) -> dict[str, dict[str, str]]:
-    payload = stack.api("GET", f"dags/{dag_id}/dagRuns/~/taskInstances?limit=1000")
     out: dict[str, dict[str, str]] = {}
-    for ti in payload["task_instances"]:
-        if ti["dag_run_id"] in run_ids:
-            out.setdefault(ti["dag_run_id"], {})[ti["task_id"]] = ti["state"] or "none"
+    for run_id in run_ids:
+        for ti in _paged(f"dags/{dag_id}/dagRuns/{_quote(run_id)}/taskInstances", "task_instances"):
+            out.setdefault(run_id, {})[ti["task_id"]] = ti["state"] or "none"
     return out
 
 

@@ -463,15 +463,31 @@ def current_frame(day: dt.date, settings: config.Settings) -> tuple[pd.DataFrame
 
 
 def _quality_frame(
-    day: dt.date, current: pd.DataFrame, settings: config.Settings
+    day: dt.date, current: pd.DataFrame, settings: config.Settings, version: int
 ) -> tuple[pd.DataFrame | None, dt.date, str]:
+    """Labelled predictions of the quality window: ``quality_window_days`` days ending at D - label lag,
+    scored by the monitored version (other versions' rows would mix two models' quality)."""
+    import pandas as pd
+
     lag = settings.label_lag_days
     quality_day = day - dt.timedelta(days=lag)
-    if lag == 0:
-        return current, quality_day, f"labels of ds={day} (label lag 0 days)"
-    frame = _read_predictions(quality_day, settings)
-    note = f"labels of ds={quality_day} (label lag {lag} days: the labels of ds={day} are not in yet)"
-    return frame, quality_day, note
+    window = [quality_day - dt.timedelta(days=n) for n in range(settings.quality_window_days - 1, -1, -1)]
+    frames = []
+    for d in window:
+        if d == day and lag == 0:
+            frames.append(current)  # joined inputs and predictions of D, all scored by `version`
+            continue
+        frame = _read_predictions(d, settings)
+        if frame is not None:
+            frames.append(frame.loc[frame["model_version"].astype(int) == int(version)])
+    days_found = sum(len(f) > 0 for f in frames)
+    note = (
+        f"labels of {days_found} scored day(s) in {window[0]}..{quality_day} "
+        f"(quality window {settings.quality_window_days} days, label lag {lag} days)"
+    )
+    if not frames or days_found == 0:
+        return None, quality_day, note
+    return pd.concat(frames, ignore_index=True), quality_day, note
 
 
 def _experiment(settings: config.Settings, client: MlflowClient) -> str:
@@ -595,7 +611,7 @@ def monitor_day(ds: str | dt.date, settings: config.Settings | None = None) -> d
     current, version = current_frame(day, settings)
     reference, ref_info = reference_for_champion(settings, version=version)
 
-    quality_source, quality_day, quality_note = _quality_frame(day, current, settings)
+    quality_source, quality_day, quality_note = _quality_frame(day, current, settings, version)
     quality = quality_metrics(
         quality_source, reason_if_none=f"predictions ds={quality_day} do not exist (not scored yet)"
     )
