@@ -21,20 +21,28 @@ from flywheel import config, features, lake, landing, stack
 FEATURE_DAG = "flights_features"
 TRAINING_DAG = "flights_training"
 SCORING_DAG = "flights_scoring"
+MONITORING_DAG = "flights_monitoring"
+RETRAINING_DAG = "flights_retraining"
 DEFAULT_START = dt.date(2013, 1, 1)
-DEFAULT_END = dt.date(2013, 1, 28)
+DEFAULT_AS_OF = dt.date(2013, 1, 28)
+DEFAULT_UNTIL = dt.date(2013, 6, 30)
+# After a retraining's decision, monitor this many more days: how the new champion does.
+FOLLOW_DAYS = 7
 
 
 @dataclass
 class Demo:
     settings: config.Settings
-    start: dt.date
-    end: dt.date
+    start: dt.date  # first day of the first training window
+    end: dt.date  # the first champion's as-of date
+    until: dt.date = DEFAULT_UNTIL  # never monitor past this day
+    week: int = 7  # days per forward step
     started: float = field(default_factory=time.monotonic)
     results: dict[str, Any] = field(default_factory=dict)
 
-    def days(self) -> list[dt.date]:
-        return [self.start + dt.timedelta(days=i) for i in range((self.end - self.start).days + 1)]
+    def days(self, start: dt.date | None = None, end: dt.date | None = None) -> list[dt.date]:
+        start, end = start or self.start, end or self.end
+        return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
 
     def say(self, message: str) -> None:
         elapsed = time.monotonic() - self.started
@@ -80,23 +88,32 @@ def wait_for_dag(demo: Demo, dag_id: str, timeout: float = 300) -> None:
     stack.api("PATCH", f"dags/{dag_id}", {"is_paused": False})
 
 
-def backfill(demo: Demo, dag_id: str, max_active_runs: int = 3, poll: float = 5.0) -> dict[str, str]:
-    """Backfill ``demo.start..demo.end`` through the scheduler; print progress; return state per day."""
-    wanted = {d.isoformat() for d in demo.days()}
+def backfill(
+    demo: Demo,
+    dag_id: str,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    max_active_runs: int = 3,
+    poll: float = 5.0,
+) -> dict[str, str]:
+    """Backfill ``start..end`` (default: the demo's range) through the scheduler; print progress;
+    return the state per day."""
+    start, end = start or demo.start, end or demo.end
+    wanted = {d.isoformat() for d in demo.days(start, end)}
     done = {ds for ds, r in _runs(dag_id).items() if ds in wanted and r["state"] == "success"}
     if done == wanted:
         demo.say(f"{dag_id}: all {len(wanted)} days already succeeded (make clean to start over)")
         return {ds: "success" for ds in sorted(wanted)}
     body = {
         "dag_id": dag_id,
-        "from_date": f"{demo.start.isoformat()}T00:00:00Z",
-        "to_date": f"{demo.end.isoformat()}T00:00:00Z",
+        "from_date": f"{start.isoformat()}T00:00:00Z",
+        "to_date": f"{end.isoformat()}T00:00:00Z",
         "max_active_runs": max_active_runs,
         # Days that already succeeded are kept; failed days run again.
         "reprocess_behavior": "failed",
     }
     created = stack.api("POST", "backfills", body)
-    demo.say(f"{dag_id}: backfill {created['id']} created for {demo.start}..{demo.end} ({len(wanted)} days)")
+    demo.say(f"{dag_id}: backfill {created['id']} created for {start}..{end} ({len(wanted)} days)")
     last_line = ""
     while True:
         info = stack.api("GET", f"backfills/{created['id']}")
@@ -205,10 +222,7 @@ def step_training(demo: Demo) -> None:
     demo.results["decision"] = xcom(TRAINING_DAG, run["dag_run_id"], "train_and_gate.promote_or_reject")
 
 
-def step_scoring(demo: Demo) -> None:
-    """Score the backfilled days with the champion through flights_scoring."""
-    wait_for_dag(demo, SCORING_DAG)
-    states = backfill(demo, SCORING_DAG)
+def _prediction_rows(demo: Demo, states: dict[str, str]) -> list[dict[str, Any]]:
     rows = []
     for ds, state in states.items():
         row: dict[str, Any] = {"ds": ds, "run": state}
@@ -217,23 +231,111 @@ def step_scoring(demo: Demo) -> None:
             m = json.loads((part / "_manifest.json").read_text())
             row.update(scored=m["rows"], model_version=m["model_version"], predicted_delayed=m["positives"])
         rows.append(row)
-    demo.results["scoring"] = rows
+    return rows
+
+
+def _retraining_runs() -> list[dict[str, Any]]:
+    return _paged(f"dags/{RETRAINING_DAG}/dagRuns?order_by=run_after", "dag_runs")
+
+
+def _retraining_outcome(run: dict[str, Any]) -> dict[str, Any]:
+    """What a retraining run decided: skipped by the guard (and why), or the gate's decision."""
+    run_id = run["dag_run_id"]
+    out: dict[str, Any] = {"run_id": run_id, "state": run["state"]}
+    states = _task_states(RETRAINING_DAG, {run_id}).get(run_id, {})
+    guard = xcom(RETRAINING_DAG, run_id, "guard") if states.get("guard") == "success" else {}
+    out["as_of"] = guard.get("as_of")
+    if states.get("train_and_gate.promote_or_reject") == "success":
+        decision = xcom(RETRAINING_DAG, run_id, "train_and_gate.promote_or_reject")
+        out.update(outcome=decision["decision"], reason=decision["reason"], version=decision["version"])
+        out.update(as_of=decision["as_of"], champion_before=decision["champion_before"])
+    elif guard and not guard.get("should_retrain"):
+        out.update(outcome="skipped", reason=guard.get("reason", ""))
+    else:
+        out.update(outcome=run["state"], reason="")
+    return out
+
+
+def wait_for_retraining(demo: Demo, expect_new: bool, known: int, grace: float = 60, timeout: float = 1200) -> None:
+    """Wait for the retraining runs the scheduler starts from drift events, until none is active."""
+    deadline = time.monotonic() + timeout
+    grace_end = time.monotonic() + (grace if expect_new else 0)
+    last_line = ""
+    while time.monotonic() < deadline:
+        runs = _retraining_runs()
+        active = [r for r in runs if r["state"] in ("queued", "running")]
+        if active:
+            states = _task_states(RETRAINING_DAG, {r["dag_run_id"] for r in active})
+            now = sorted({t for st in states.values() for t, v in st.items() if v in ("running", "queued")})
+            line = f"{RETRAINING_DAG}: run started by the scheduler from the drift event | now {','.join(now) or 'scheduling'}"
+            if line != last_line:
+                demo.say(line)
+                last_line = line
+        elif len(runs) > known or time.monotonic() >= grace_end:
+            return
+        time.sleep(3)
+    raise DemoError(f"{RETRAINING_DAG} still running after {timeout:.0f}s; see the UI")
+
+
+def step_forward(demo: Demo) -> None:
+    """Week by week after the first champion: features, scoring and monitoring of each new week, as
+    time would pass in production. Drift makes the scheduler start flights_retraining; after its
+    decision the loop follows the new champion for FOLLOW_DAYS more days, then stops."""
+    from flywheel.drift.monitor import read_monitoring_history
+    from flywheel.registry import history
+
+    for dag_id in (SCORING_DAG, MONITORING_DAG, RETRAINING_DAG):
+        wait_for_dag(demo, dag_id)
+    day, stop_at = demo.end + dt.timedelta(days=1), demo.until
+    demo.results["forward"] = {"features": {}, "scoring": {}, "monitoring": {}}
+    while day <= stop_at:
+        end = min(day + dt.timedelta(days=demo.week - 1), stop_at)
+        demo.say(f"--- week {day}..{end} ---")
+        known = len(_retraining_runs())
+        for dag_id, key, parallel in ((FEATURE_DAG, "features", 3), (SCORING_DAG, "scoring", 3), (MONITORING_DAG, "monitoring", 1)):
+            states = backfill(demo, dag_id, day, end, max_active_runs=parallel)
+            demo.results["forward"][key].update(states)
+            failed = sorted(ds for ds, st in states.items() if st != "success")
+            if failed:
+                raise DemoError(f"{dag_id} failed for {failed}: see the UI (http://localhost:{stack.AIRFLOW_PORT})")
+        monitored = read_monitoring_history(demo.settings)
+        drift_days = monitored.loc[(monitored["ds"] >= day.isoformat()) & (monitored["decision"] == "drift"), "ds"]
+        if len(drift_days):
+            demo.say(f"drift policy fired on {', '.join(drift_days)}: the drift asset event starts {RETRAINING_DAG}")
+        wait_for_retraining(demo, expect_new=bool(len(drift_days)), known=known)
+        decided = [r for r in history.read_history(demo.settings) if r.get("source") == "retraining"]
+        if decided and stop_at == demo.until:
+            last = decided[-1]
+            demo.say(f"retraining as of {last['as_of']}: v{last['version']} {last['decision']} ({last['reason']})")
+            stop_at = min(demo.until, lake.parse_ds(last["as_of"]) + dt.timedelta(days=FOLLOW_DAYS))
+            if stop_at <= end:
+                stop_at = min(demo.until, end + dt.timedelta(days=FOLLOW_DAYS))
+        day = end + dt.timedelta(days=1)
+    demo.results["retraining"] = [_retraining_outcome(r) for r in _retraining_runs()]
+    demo.results["monitoring_end"] = stop_at
 
 
 class DemoError(RuntimeError):
     """A step of the demo could not go on; the message says why and where to look."""
 
 
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
 def summary(demo: Demo) -> int:
     rows = demo.results.get("features", [])
-    print()
-    print(f"flights_features, {demo.start}..{demo.end}:")
-    print(_table(rows, ["ds", "run", "landed", "landing_gate", "features", "cancelled", "diverted", "features_gate"]))
     ok = sum(r["run"] == "success" for r in rows) == len(rows)
+    print()
+    print(f"flights_features, first training window {demo.start}..{demo.end}: "
+          f"{sum(r['run'] == 'success' for r in rows)}/{len(rows)} days, "
+          f"{sum(r.get('features', 0) for r in rows)} feature rows; quarantined: "
+          f"{[r['ds'] for r in rows if 'FAIL' in (r['landing_gate'], r['features_gate'])] or 'none'}")
     trained, decision = demo.results.get("trained"), demo.results.get("decision")
     if trained and decision:
         m = trained["metrics"]
-        print()
         print(
             f"flights_training: {trained['model_name']} v{trained['model_version']} {decision['decision'].upper()} "
             f"({decision['reason']})"
@@ -244,33 +346,78 @@ def summary(demo: Demo) -> int:
             f"(base rate {m.get('base_rate', float('nan')):.3f}); {trained['training_seconds']:.0f}s of training, "
             f"MLflow run {trained['run_id']}"
         )
-    scoring = demo.results.get("scoring")
-    if scoring:
+    forward = demo.results.get("forward")
+    if forward:
+        from flywheel.drift.monitor import read_monitoring_history
+
+        ok = ok and all(st == "success" for states in forward.values() for st in states.values())
+        hist = read_monitoring_history(demo.settings)
+        table = [
+            {
+                "ds": r["ds"],
+                "drift_share": _fmt(r["drift_share"], 2),
+                "pred_drift": _fmt(r["prediction_drift"], 2),
+                "roc_auc_7d": _fmt(r["roc_auc"]),
+                "holdout_auc": _fmt(r["champion_holdout_auc"]),
+                "champion": f"v{r['champion_version']}",
+                "signal": r["fired"] or "-",
+                "decision": r["decision"],
+            }
+            for r in hist.to_dict("records")
+        ]
         print()
-        print("flights_scoring:")
-        print(_table(scoring, ["ds", "run", "scored", "predicted_delayed", "model_version"]))
-        ok = ok and all(r["run"] == "success" for r in scoring)
+        print("Monitoring, one row per day (flights_monitoring; ROC AUC pooled over the last 7 labelled days):")
+        print(_table(table, ["ds", "drift_share", "pred_drift", "roc_auc_7d", "holdout_auc", "champion", "signal", "decision"]))
+        outcomes = demo.results.get("retraining", [])
+        print()
+        if not outcomes:
+            print(f"{RETRAINING_DAG}: never started (the policy did not call drift up to {demo.results.get('monitoring_end')})")
+        for o in outcomes:
+            print(f"{RETRAINING_DAG} run {o['run_id']} (started by the scheduler): {o['outcome']} "
+                  f"as of {o.get('as_of')}" + (f", v{o['version']}: {o['reason']}" if o.get("version") else f" {o['reason']}"))
+        _print_comparison(demo)
     print()
     print(f"{'Done' if ok else 'Finished with failures'} in {time.monotonic() - demo.started:.0f}s.")
-    print(f"Lake:       {demo.settings.lake}  (features/, predictions/, quarantine/, monitoring/promotions/)")
+    print(f"Lake:       {demo.settings.lake}  (features/, predictions/, reports/monitoring/, monitoring/)")
     print(f"Data Docs:  {demo.settings.data_docs_dir / 'index.html'}")
+    print(f"Reports:    {demo.settings.lake / 'reports' / 'monitoring'}  (Evidently HTML per day)")
     print(f"Airflow UI: http://localhost:{stack.AIRFLOW_PORT}  (the stack keeps running: make down)")
-    if demo.results.get("mlflow_ui"):
-        print(f"MLflow UI:  {demo.results['mlflow_ui']}")
-    else:
-        print(f"MLflow:     make up, then http://localhost:{stack.MLFLOW_PORT} (store: {demo.settings.mlflow_tracking_uri})")
+    print(f"MLflow UI:  http://localhost:{stack.MLFLOW_PORT}")
+    print("History:    .venv/bin/python -m flywheel.registry history   |   .venv/bin/python -m flywheel.drift history")
     return 0 if ok else 1
 
 
-STEPS: list[Callable[[Demo], None]] = [step_features, step_training, step_scoring]
+def _print_comparison(demo: Demo) -> None:
+    """After a promotion by retraining: the new champion vs what the old one would have scored."""
+    from flywheel.compare import versions_on_days
+    from flywheel.registry import history
+
+    promoted = [r for r in history.read_history(demo.settings) if r.get("source") == "retraining" and r["decision"] == "promoted"]
+    if not promoted:
+        return
+    last = promoted[-1]
+    new, old = int(last["version"]), int(last["champion_before"])
+    after = [d for d in demo.days(lake.parse_ds(last["as_of"]) + dt.timedelta(days=1), demo.results["monitoring_end"])]
+    rows = versions_on_days(after, [old, new], demo.settings)
+    if not rows:
+        return
+    print()
+    print(f"After the promotion of v{new} (as of {last['as_of']}): ROC AUC per day, new champion vs the old one")
+    print(_table([{k: _fmt(v) if isinstance(v, float) else v for k, v in r.items()} for r in rows], ["ds", "rows", f"v{new}", f"v{old}"]))
+
+
+STEPS: list[Callable[[Demo], None]] = [step_features, step_training, step_forward]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m flywheel.demo", description=__doc__.split("\n")[0])
-    parser.add_argument("--start", type=lake.parse_ds, default=DEFAULT_START)
-    parser.add_argument("--end", type=lake.parse_ds, default=DEFAULT_END)
+    parser.add_argument("--start", type=lake.parse_ds, default=DEFAULT_START, help="first day of the first window")
+    parser.add_argument("--as-of", type=lake.parse_ds, default=DEFAULT_AS_OF, help="the first champion's as-of date")
+    parser.add_argument("--until", type=lake.parse_ds, default=DEFAULT_UNTIL, help="monitor forward at most to here")
     args = parser.parse_args(argv)
-    demo = Demo(config.load(), args.start, args.end)
+    if not args.start < args.as_of < args.until:
+        parser.error("need --start < --as-of < --until")
+    demo = Demo(config.load(), args.start, args.as_of, args.until)
     demo.say(f"starting the local stack (Airflow + Spark Connect) under {demo.settings.home}")
     stack.up(demo.settings)
     demo.results["mlflow_ui"] = f"http://localhost:{stack.MLFLOW_PORT}"
