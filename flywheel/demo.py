@@ -213,6 +213,18 @@ def step_training(demo: Demo) -> None:
     if demo.results.get("features_failed"):
         raise DemoError(f"flights_features failed for {demo.results['features_failed']}: not training on a gappy window")
     wait_for_dag(demo, TRAINING_DAG)
+    from flywheel.registry import history
+
+    earlier = [
+        r for r in history.read_history(demo.settings)
+        if r.get("source") == "training" and r.get("as_of") == demo.end.isoformat() and r["decision"] == "promoted"
+    ]
+    if earlier and earlier[-1]["run"].get("dag_id") == TRAINING_DAG:
+        run_id = earlier[-1]["run"]["run_id"]
+        demo.say(f"{TRAINING_DAG}: v{earlier[-1]['version']} was already trained and promoted as of {demo.end} (run {run_id})")
+        demo.results["trained"] = xcom(TRAINING_DAG, run_id, "train_and_gate.train_challenger")
+        demo.results["decision"] = xcom(TRAINING_DAG, run_id, "train_and_gate.promote_or_reject")
+        return
     window = (demo.end - demo.start).days + 1
     conf = {"as_of": demo.end.isoformat(), "window_days": window, "tuning_trials": demo.settings.tuning_trials}
     run = trigger(demo, TRAINING_DAG, conf)
