@@ -44,9 +44,10 @@ status: ## Show which local components are running
 lint: install ## ruff (with the Airflow AIR rules)
 	$(VENV)/bin/ruff check .
 
-bench: install ## Benchmarks: DAG parse times, feature job per day (numbers go in the README)
+bench: install ## Benchmarks: DAG parse time, feature job per day, the whole demo story (stop the stack first)
 	$(PY) bench/dag_parse.py
 	$(PY) bench/feature_job.py
+	$(PY) bench/demo.py
 
 clean: down ## Delete all run state (FLYWHEEL_HOME: lake, Airflow DB, logs, Data Docs)
 	rm -rf "$(FLYWHEEL_HOME)"
