@@ -282,16 +282,27 @@ def status(settings: config.Settings | None = None) -> dict[str, int | None]:
     return {name: _pid(settings, name) for name in names}
 
 
-def api(method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    """Call the local Airflow REST API (v2); an HTTP error raises StackError with Airflow's answer."""
+def api(method: str, path: str, body: dict[str, Any] | None = None, attempts: int = 8) -> Any:
+    """Call the local Airflow REST API (v2); an HTTP error raises StackError with Airflow's answer.
+
+    The laptop stack keeps Airflow's metadata in SQLite, which answers 503 "Database is locked" while
+    the scheduler writes: such a call is retried with backoff (PostgreSQL, via
+    AIRFLOW__DATABASE__SQL_ALCHEMY_CONN, does not need it).
+    """
     url = f"http://localhost:{AIRFLOW_PORT}/api/v2/{path.lstrip('/')}"
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        raise StackError(f"{method} {url} -> {exc.code}: {exc.read().decode(errors='replace')[:1000]}") from exc
+    for attempt in range(1, attempts + 1):
+        req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")[:1000]
+            if exc.code == 503 and "locked" in detail.lower() and attempt < attempts:
+                time.sleep(min(2**attempt, 20))
+                continue
+            raise StackError(f"{method} {url} -> {exc.code}: {detail}") from exc
+    raise AssertionError("unreachable")
 
 
 def main(argv: list[str] | None = None) -> int:
