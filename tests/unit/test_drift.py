@@ -247,3 +247,29 @@ def test_monitor_day_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
     assert cli(["history"]) == 0
     assert cli(["--ds", _day(7)]) == 1
+
+
+def test_quality_pools_the_window_of_the_monitored_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from flywheel import config
+
+    monkeypatch.setenv("FLYWHEEL_HOME", str(tmp_path))
+    monkeypatch.setenv("FLYWHEEL_QUALITY_WINDOW_DAYS", "3")
+    settings = config.load()
+
+    def predictions(day: dt.date, version: int, rows: int) -> None:
+        frame = pd.DataFrame({"model_version": [version] * rows, "probability": [0.5] * rows, schema.LABEL: [0, 1] * (rows // 2)})
+        lake.write_frame(frame, "predictions", "flights", day, settings.lake)
+
+    d = dt.date(2013, 2, 10)
+    predictions(d - dt.timedelta(days=1), 1, 4)
+    predictions(d - dt.timedelta(days=2), 2, 6)  # another version's rows never mix in
+    predictions(d - dt.timedelta(days=3), 1, 8)  # outside the 3-day window
+    current = pd.DataFrame({"probability": [0.1, 0.9], schema.LABEL: [0, 1]})
+    frame, quality_day, note = monitor._quality_frame(d, current, settings, 1)
+    assert quality_day == d
+    assert len(frame) == 4 + 2
+    assert "2 scored day(s) in 2013-02-08..2013-02-10" in note
+
+    monkeypatch.setenv("FLYWHEEL_LABEL_LAG_DAYS", "1")
+    frame, quality_day, note = monitor._quality_frame(d, current, config.load(), 1)
+    assert quality_day == d - dt.timedelta(days=1) and len(frame) == 4  # D itself has no labels yet
