@@ -272,4 +272,5 @@ def test_quality_pools_the_window_of_the_monitored_version(tmp_path: Path, monke
 
     monkeypatch.setenv("FLYWHEEL_LABEL_LAG_DAYS", "1")
     frame, quality_day, note = monitor._quality_frame(d, current, config.load(), 1)
-    assert quality_day == d - dt.timedelta(days=1) and len(frame) == 4  # D itself has no labels yet
+    # D has no labels yet: the window moves back a day, to 2013-02-07..2013-02-09 (v1 rows: 8 + 4).
+    assert quality_day == d - dt.timedelta(days=1) and len(frame) == 12
