@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from flywheel import config, features, lake, stack  # noqa: E402
+from flywheel import config, features, lake, stack
 
 
 def rows_hash(ds: str, settings: config.Settings) -> tuple[str, int]:
