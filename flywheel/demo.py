@@ -98,42 +98,67 @@ def backfill(
 ) -> dict[str, str]:
     """Backfill ``start..end`` (default: the demo's range) through the scheduler; print progress;
     return the state per day."""
+    return backfill_together(demo, [(dag_id, max_active_runs)], start, end, poll)[dag_id]
+
+
+def backfill_together(
+    demo: Demo,
+    dags: list[tuple[str, int]],
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    poll: float = 5.0,
+) -> dict[str, dict[str, str]]:
+    """Backfill several DAGs over the same days at once, as the daily schedule would run them: the
+    downstream DAGs' sensors wait for the upstream partitions. Returns the state per DAG and day."""
     start, end = start or demo.start, end or demo.end
     wanted = {d.isoformat() for d in demo.days(start, end)}
-    done = {ds for ds, r in _runs(dag_id).items() if ds in wanted and r["state"] == "success"}
-    if done == wanted:
-        demo.say(f"{dag_id}: all {len(wanted)} days already succeeded (make clean to start over)")
-        return {ds: "success" for ds in sorted(wanted)}
-    body = {
-        "dag_id": dag_id,
-        "from_date": f"{start.isoformat()}T00:00:00Z",
-        "to_date": f"{end.isoformat()}T00:00:00Z",
-        "max_active_runs": max_active_runs,
-        # Days that already succeeded are kept; failed days run again.
-        "reprocess_behavior": "failed",
-    }
-    created = stack.api("POST", "backfills", body)
-    demo.say(f"{dag_id}: backfill {created['id']} created for {start}..{end} ({len(wanted)} days)")
+    pending: dict[str, int | None] = {}
+    for dag_id, max_active_runs in dags:
+        done = {ds for ds, r in _runs(dag_id).items() if ds in wanted and r["state"] == "success"}
+        if done == wanted:
+            demo.say(f"{dag_id}: all {len(wanted)} days of {start}..{end} already succeeded")
+            pending[dag_id] = None
+            continue
+        body = {
+            "dag_id": dag_id,
+            "from_date": f"{start.isoformat()}T00:00:00Z",
+            "to_date": f"{end.isoformat()}T00:00:00Z",
+            "max_active_runs": max_active_runs,
+            # Days that already succeeded are kept; failed days run again.
+            "reprocess_behavior": "failed",
+        }
+        created = stack.api("POST", "backfills", body)
+        pending[dag_id] = created["id"]
+        demo.say(f"{dag_id}: backfill {created['id']} created for {start}..{end} ({len(wanted)} days)")
+    results: dict[str, dict[str, str]] = {}
     last_line = ""
     while True:
-        info = stack.api("GET", f"backfills/{created['id']}")
-        runs = {ds: r for ds, r in _runs(dag_id).items() if ds in wanted}
-        finished = {ds: r["state"] for ds, r in runs.items() if r["state"] in ("success", "failed")}
-        active = [r for r in runs.values() if r["state"] == "running"]
-        current = ""
-        if active:
-            states = _task_states(dag_id, {r["dag_run_id"] for r in active})
-            for run in active:
-                running = [t for t, s in states.get(run["dag_run_id"], {}).items() if s in ("running", "queued")]
-                current += f" {run['logical_date'][:10]}:{','.join(running) or 'scheduling'}"
-        failed = sorted(ds for ds, s in finished.items() if s == "failed")
-        line = f"{dag_id}: {len(finished)}/{len(wanted)} days finished" + (f", failed {failed}" if failed else "")
-        line += f" | now{current}" if current else ""
+        parts = []
+        for dag_id, backfill_id in pending.items():
+            runs = {ds: r for ds, r in _runs(dag_id).items() if ds in wanted}
+            finished = {ds: r["state"] for ds, r in runs.items() if r["state"] in ("success", "failed")}
+            if backfill_id is None or (
+                len(finished) == len(wanted) and stack.api("GET", f"backfills/{backfill_id}").get("completed_at")
+            ):
+                results[dag_id] = {ds: finished.get(ds, "success") for ds in sorted(wanted)}
+            active = [r for r in runs.values() if r["state"] == "running"]
+            current = ""
+            if active:
+                states = _task_states(dag_id, {r["dag_run_id"] for r in active})
+                for run in sorted(active, key=lambda r: r["logical_date"]):
+                    running = [t for t, st in states.get(run["dag_run_id"], {}).items() if st in ("running", "queued")]
+                    if running:
+                        current += f" {run['logical_date'][5:10]}:{','.join(running)}"
+            failed = sorted(ds for ds, st in finished.items() if st == "failed")
+            parts.append(
+                f"{dag_id}: {len(finished)}/{len(wanted)}" + (f" (failed {failed})" if failed else "") + current
+            )
+        line = " | ".join(parts)
         if line != last_line:
             demo.say(line)
             last_line = line
-        if info.get("completed_at") and len(finished) == len(wanted):
-            return {ds: finished[ds] for ds in sorted(finished)}
+        if len(results) == len(pending):
+            return results
         time.sleep(poll)
 
 
@@ -148,7 +173,9 @@ def trigger(demo: Demo, dag_id: str, conf: dict[str, Any], poll: float = 5.0) ->
         states = _task_states(dag_id, {run_id}).get(run_id, {})
         running = sorted(t for t, st in states.items() if st in ("running", "queued"))
         done = sum(st in ("success", "skipped") for st in states.values())
-        line = f"{dag_id}: {run['state']}, {done}/{len(states)} tasks done" + (f" | now {','.join(running)}" if running else "")
+        line = f"{dag_id}: {run['state']}, {done}/{len(states)} tasks done" + (
+            f" | now {','.join(running)}" if running else ""
+        )
         if line != last_line:
             demo.say(line)
             last_line = line
@@ -166,7 +193,8 @@ def _quote(value: str) -> str:
 def xcom(dag_id: str, run_id: str, task_id: str) -> Any:
     """A task's return value (XCom), through the REST API."""
     entry = stack.api(
-        "GET", f"dags/{dag_id}/dagRuns/{_quote(run_id)}/taskInstances/{task_id}/xcomEntries/return_value?deserialize=true"
+        "GET",
+        f"dags/{dag_id}/dagRuns/{_quote(run_id)}/taskInstances/{task_id}/xcomEntries/return_value?deserialize=true",
     )
     value = entry["value"]
     return json.loads(value) if isinstance(value, str) else value
@@ -180,7 +208,9 @@ def _day_row(settings: config.Settings, day: dt.date, run_state: str) -> dict[st
     manifest = folder / landing.MANIFEST
     if manifest.is_file():
         row["landed"] = json.loads(manifest.read_text())["files"]["flights"].get("rows", "?")
-    row["landing_gate"] = "pass" if (landed / landing.VALIDATION).is_file() else ("FAIL" if quarantined.is_dir() else "-")
+    row["landing_gate"] = (
+        "pass" if (landed / landing.VALIDATION).is_file() else ("FAIL" if quarantined.is_dir() else "-")
+    )
     feat = lake.partition_path("features", features.DATASET, day, settings.lake)
     if feat.is_dir():
         m = features.read_manifest(feat)
@@ -211,17 +241,22 @@ def step_features(demo: Demo) -> None:
 def step_training(demo: Demo) -> None:
     """Train the first champion on the backfilled window through flights_training."""
     if demo.results.get("features_failed"):
-        raise DemoError(f"flights_features failed for {demo.results['features_failed']}: not training on a gappy window")
+        raise DemoError(
+            f"flights_features failed for {demo.results['features_failed']}: not training on a gappy window"
+        )
     wait_for_dag(demo, TRAINING_DAG)
     from flywheel.registry import history
 
     earlier = [
-        r for r in history.read_history(demo.settings)
+        r
+        for r in history.read_history(demo.settings)
         if r.get("source") == "training" and r.get("as_of") == demo.end.isoformat() and r["decision"] == "promoted"
     ]
     if earlier and earlier[-1]["run"].get("dag_id") == TRAINING_DAG:
         run_id = earlier[-1]["run"]["run_id"]
-        demo.say(f"{TRAINING_DAG}: v{earlier[-1]['version']} was already trained and promoted as of {demo.end} (run {run_id})")
+        demo.say(
+            f"{TRAINING_DAG}: v{earlier[-1]['version']} was already trained and promoted as of {demo.end} (run {run_id})"
+        )
         demo.results["trained"] = xcom(TRAINING_DAG, run_id, "train_and_gate.train_challenger")
         demo.results["decision"] = xcom(TRAINING_DAG, run_id, "train_and_gate.promote_or_reject")
         return
@@ -229,7 +264,9 @@ def step_training(demo: Demo) -> None:
     conf = {"as_of": demo.end.isoformat(), "window_days": window, "tuning_trials": demo.settings.tuning_trials}
     run = trigger(demo, TRAINING_DAG, conf)
     if run["state"] != "success":
-        raise DemoError(f"{TRAINING_DAG} run {run['dag_run_id']} failed: see the UI or {demo.settings.airflow_home / 'logs'}")
+        raise DemoError(
+            f"{TRAINING_DAG} run {run['dag_run_id']} failed: see the UI or {demo.settings.airflow_home / 'logs'}"
+        )
     demo.results["trained"] = xcom(TRAINING_DAG, run["dag_run_id"], "train_and_gate.train_challenger")
     demo.results["decision"] = xcom(TRAINING_DAG, run["dag_run_id"], "train_and_gate.promote_or_reject")
 
@@ -304,9 +341,11 @@ def step_forward(demo: Demo) -> None:
         end = min(day + dt.timedelta(days=demo.week - 1), stop_at)
         demo.say(f"--- week {day}..{end} ---")
         known = len(_retraining_runs())
-        for dag_id, key, parallel in ((FEATURE_DAG, "features", 3), (SCORING_DAG, "scoring", 3), (MONITORING_DAG, "monitoring", 1)):
-            states = backfill(demo, dag_id, day, end, max_active_runs=parallel)
-            demo.results["forward"][key].update(states)
+        weekly = [(FEATURE_DAG, 3), (SCORING_DAG, 3), (MONITORING_DAG, 1)]
+        for dag_id, states in backfill_together(demo, weekly, day, end).items():
+            demo.results["forward"][
+                {FEATURE_DAG: "features", SCORING_DAG: "scoring", MONITORING_DAG: "monitoring"}[dag_id]
+            ].update(states)
             failed = sorted(ds for ds, st in states.items() if st != "success")
             if failed:
                 raise DemoError(f"{dag_id} failed for {failed}: see the UI (http://localhost:{stack.AIRFLOW_PORT})")
@@ -341,10 +380,12 @@ def summary(demo: Demo) -> int:
     rows = demo.results.get("features", [])
     ok = sum(r["run"] == "success" for r in rows) == len(rows)
     print()
-    print(f"flights_features, first training window {demo.start}..{demo.end}: "
-          f"{sum(r['run'] == 'success' for r in rows)}/{len(rows)} days, "
-          f"{sum(r.get('features', 0) for r in rows)} feature rows; quarantined: "
-          f"{[r['ds'] for r in rows if 'FAIL' in (r['landing_gate'], r['features_gate'])] or 'none'}")
+    print(
+        f"flights_features, first training window {demo.start}..{demo.end}: "
+        f"{sum(r['run'] == 'success' for r in rows)}/{len(rows)} days, "
+        f"{sum(r.get('features', 0) for r in rows)} feature rows; quarantined: "
+        f"{[r['ds'] for r in rows if 'FAIL' in (r['landing_gate'], r['features_gate'])] or 'none'}"
+    )
     trained, decision = demo.results.get("trained"), demo.results.get("decision")
     if trained and decision:
         m = trained["metrics"]
@@ -379,14 +420,24 @@ def summary(demo: Demo) -> int:
         ]
         print()
         print("Monitoring, one row per day (flights_monitoring; ROC AUC pooled over the last 7 labelled days):")
-        print(_table(table, ["ds", "drift_share", "pred_drift", "roc_auc_7d", "holdout_auc", "champion", "signal", "decision"]))
+        print(
+            _table(
+                table,
+                ["ds", "drift_share", "pred_drift", "roc_auc_7d", "holdout_auc", "champion", "signal", "decision"],
+            )
+        )
         outcomes = demo.results.get("retraining", [])
         print()
         if not outcomes:
-            print(f"{RETRAINING_DAG}: never started (the policy did not call drift up to {demo.results.get('monitoring_end')})")
+            print(
+                f"{RETRAINING_DAG}: never started (the policy did not call drift up to {demo.results.get('monitoring_end')})"
+            )
         for o in outcomes:
-            print(f"{RETRAINING_DAG} run {o['run_id']} (started by the scheduler): {o['outcome']} "
-                  f"as of {o.get('as_of')}" + (f", v{o['version']}: {o['reason']}" if o.get("version") else f" {o['reason']}"))
+            print(
+                f"{RETRAINING_DAG} run {o['run_id']} (started by the scheduler): {o['outcome']} "
+                f"as of {o.get('as_of')}"
+                + (f", v{o['version']}: {o['reason']}" if o.get("version") else f" {o['reason']}")
+            )
         _print_comparison(demo)
     print()
     print(f"{'Done' if ok else 'Finished with failures'} in {time.monotonic() - demo.started:.0f}s.")
@@ -404,7 +455,11 @@ def _print_comparison(demo: Demo) -> None:
     from flywheel.compare import versions_on_days
     from flywheel.registry import history
 
-    promoted = [r for r in history.read_history(demo.settings) if r.get("source") == "retraining" and r["decision"] == "promoted"]
+    promoted = [
+        r
+        for r in history.read_history(demo.settings)
+        if r.get("source") == "retraining" and r["decision"] == "promoted"
+    ]
     if not promoted:
         return
     last = promoted[-1]
@@ -415,7 +470,12 @@ def _print_comparison(demo: Demo) -> None:
         return
     print()
     print(f"After the promotion of v{new} (as of {last['as_of']}): ROC AUC per day, new champion vs the old one")
-    print(_table([{k: _fmt(v) if isinstance(v, float) else v for k, v in r.items()} for r in rows], ["ds", "rows", f"v{new}", f"v{old}"]))
+    print(
+        _table(
+            [{k: _fmt(v) if isinstance(v, float) else v for k, v in r.items()} for r in rows],
+            ["ds", "rows", f"v{new}", f"v{old}"],
+        )
+    )
 
 
 STEPS: list[Callable[[Demo], None]] = [step_features, step_training, step_forward]

@@ -17,7 +17,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from flywheel.orchestration.assets import DRIFT
 
 
-@task.sensor(poke_interval=30, timeout=dt.timedelta(hours=12).total_seconds(), mode="reschedule")
+@task.sensor(poke_interval=10, timeout=dt.timedelta(hours=12).total_seconds(), mode="reschedule")
 def wait_for_predictions(ds: str | None = None) -> PokeReturnValue:
     """The day's predictions partition is published by flights_scoring."""
     from flywheel import lake

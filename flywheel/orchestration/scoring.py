@@ -11,7 +11,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from flywheel.orchestration.assets import PREDICTIONS
 
 
-@task.sensor(poke_interval=60, timeout=dt.timedelta(hours=12).total_seconds(), mode="reschedule")
+@task.sensor(poke_interval=10, timeout=dt.timedelta(hours=12).total_seconds(), mode="reschedule")
 def wait_for_features(ds: str | None = None) -> PokeReturnValue:
     """The day's features partition is published (its gate passed)."""
     from flywheel import features, lake
