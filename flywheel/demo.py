@@ -127,6 +127,7 @@ def backfill_together(
             # Days that already succeeded are kept; failed days run again.
             "reprocess_behavior": "failed",
         }
+        _cancel_stale_backfills(demo, dag_id)
         created = stack.api("POST", "backfills", body)
         pending[dag_id] = created["id"]
         demo.say(f"{dag_id}: backfill {created['id']} created for {start}..{end} ({len(wanted)} days)")
@@ -160,6 +161,15 @@ def backfill_together(
         if len(results) == len(pending):
             return results
         time.sleep(poll)
+
+
+def _cancel_stale_backfills(demo: Demo, dag_id: str) -> None:
+    """Airflow allows one active backfill per DAG: one left by an interrupted demo is cancelled
+    (its finished days stay; the new backfill reruns what it had not finished)."""
+    for old in stack.api("GET", f"backfills?dag_id={dag_id}&limit=100")["backfills"]:
+        if not old.get("completed_at"):
+            stack.api("PUT", f"backfills/{old['id']}/cancel")
+            demo.say(f"{dag_id}: cancelled backfill {old['id']} left by an interrupted run")
 
 
 def trigger(demo: Demo, dag_id: str, conf: dict[str, Any], poll: float = 5.0) -> dict[str, Any]:

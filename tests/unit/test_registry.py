@@ -181,6 +181,11 @@ class FakeEval:
 
 @pytest.fixture
 def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> config.Settings:
+    # The expected reasons below pin the gate's numbers, not the shipped defaults.
+    monkeypatch.setenv("FLYWHEEL_PROMOTION_FLOOR", "0.6")
+    monkeypatch.setenv("FLYWHEEL_PROMOTION_MARGIN", "0.002")
+    monkeypatch.setenv("FLYWHEEL_SLICE_TOLERANCE", "0.03")
+    monkeypatch.setenv("FLYWHEEL_SLICE_MIN_ROWS", "300")
     return fresh_store(tmp_path, monkeypatch)
 
 
