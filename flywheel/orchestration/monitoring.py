@@ -19,10 +19,15 @@ from flywheel.orchestration.assets import DRIFT
 
 @task.sensor(poke_interval=10, timeout=dt.timedelta(hours=12).total_seconds(), mode="reschedule")
 def wait_for_predictions(ds: str | None = None) -> PokeReturnValue:
-    """The day's predictions partition is published by flights_scoring."""
-    from flywheel import lake
+    """The day's predictions partition is published by flights_scoring; a quarantined day fails at once."""
+    from flywheel import lake, landing
 
     path = lake.partition_path("predictions", "flights", ds)
+    if not path.is_dir() and lake.exists("quarantine", landing.DATASET, ds):
+        raise AirflowFailException(
+            f"ds={ds} is in quarantine ({lake.partition_path('quarantine', landing.DATASET, ds)}): it will not be "
+            "scored. Fix the day, rerun flights_features and flights_scoring for it, then clear this run."
+        )
     return PokeReturnValue(is_done=path.is_dir(), xcom_value={"ds": ds, "path": str(path)})
 
 

@@ -53,7 +53,7 @@ def test_defaults_live_under_repo_dot_flywheel() -> None:
     assert s.data_docs_dir == repo / ".flywheel" / "gx" / "data_docs"
     assert (s.min_rows_per_day, s.max_rows_per_day) == (100, 2000)
     assert (s.min_label_rate, s.max_label_rate) == (0.01, 0.9)
-    assert s.max_excluded_share == 0.5
+    assert s.max_excluded_share == 0.8
     assert s.history_days == (7, 28)
 
 
