@@ -365,12 +365,12 @@ def step_forward(demo: Demo) -> None:
             demo.say(f"drift policy fired on {', '.join(drift_days)}: the drift asset event starts {RETRAINING_DAG}")
         wait_for_retraining(demo, expect_new=bool(len(drift_days)), known=known)
         decided = [r for r in history.read_history(demo.settings) if r.get("source") == "retraining"]
-        if decided and stop_at == demo.until:
+        if decided and stop_at == demo.until and not demo.results.get("retraining_seen"):
+            demo.results["retraining_seen"] = True
             last = decided[-1]
             demo.say(f"retraining as of {last['as_of']}: v{last['version']} {last['decision']} ({last['reason']})")
-            stop_at = min(demo.until, lake.parse_ds(last["as_of"]) + dt.timedelta(days=FOLLOW_DAYS))
-            if stop_at <= end:
-                stop_at = min(demo.until, end + dt.timedelta(days=FOLLOW_DAYS))
+            # Follow the outcome for FOLLOW_DAYS days after the retraining's as-of date.
+            stop_at = max(end, min(demo.until, lake.parse_ds(last["as_of"]) + dt.timedelta(days=FOLLOW_DAYS)))
         day = end + dt.timedelta(days=1)
     demo.results["retraining"] = [_retraining_outcome(r) for r in _retraining_runs()]
     demo.results["monitoring_end"] = stop_at
@@ -461,31 +461,30 @@ def summary(demo: Demo) -> int:
 
 
 def _print_comparison(demo: Demo) -> None:
-    """After a promotion by retraining: the new champion vs what the old one would have scored."""
+    """After a retraining: the challenger vs the champion it was compared with, on the days that
+    followed (for a promotion, what the old champion would have scored; for a rejection, what the
+    challenger would have)."""
     from flywheel.compare import versions_on_days
     from flywheel.registry import history
 
-    promoted = [
-        r
-        for r in history.read_history(demo.settings)
-        if r.get("source") == "retraining" and r["decision"] == "promoted"
-    ]
-    if not promoted:
+    decided = [r for r in history.read_history(demo.settings) if r.get("source") == "retraining"]
+    if not decided or not demo.results.get("monitoring_end"):
         return
-    last = promoted[-1]
-    new, old = int(last["version"]), int(last["champion_before"])
-    after = [d for d in demo.days(lake.parse_ds(last["as_of"]) + dt.timedelta(days=1), demo.results["monitoring_end"])]
-    rows = versions_on_days(after, [old, new], demo.settings)
+    last = decided[-1]
+    if last.get("compared_with") is None:
+        return
+    challenger, champion = int(last["version"]), int(last["compared_with"])
+    after = demo.days(lake.parse_ds(last["as_of"]) + dt.timedelta(days=1), demo.results["monitoring_end"])
+    rows = versions_on_days(after, [champion, challenger], demo.settings)
     if not rows:
         return
     print()
-    print(f"After the promotion of v{new} (as of {last['as_of']}): ROC AUC per day, new champion vs the old one")
     print(
-        _table(
-            [{k: _fmt(v) if isinstance(v, float) else v for k, v in r.items()} for r in rows],
-            ["ds", "rows", f"v{new}", f"v{old}"],
-        )
+        f"The days after the retraining as of {last['as_of']} ({last['decision']}): ROC AUC of the challenger "
+        f"v{challenger} and of v{champion}, the champion it was compared with"
     )
+    table = [{k: _fmt(v) if isinstance(v, float) else v for k, v in r.items()} for r in rows]
+    print(_table(table, ["ds", "rows", f"v{champion}", f"v{challenger}"]))
 
 
 STEPS: list[Callable[[Demo], None]] = [step_features, step_training, step_forward]
