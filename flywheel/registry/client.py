@@ -91,8 +91,15 @@ def decision_threshold(mv: ModelVersion) -> float:
         raise RegistryError(f"model {mv.name} v{mv.version}: tag {THRESHOLD_TAG}={raw!r} is not a number") from exc
 
 
-def load_model(name: str, version: int) -> Any:
-    """The sklearn model of one registered version (pinned by number, never by alias)."""
+def load_model(name: str, version: int, settings: Settings | None = None) -> Any:
+    """The sklearn model of one registered version (pinned by number, never by alias).
+
+    Points MLflow at the configured store first: without it MLflow would read (and create) its
+    default store in the working directory.
+    """
     import mlflow.sklearn
 
+    from flywheel import config
+
+    connect(settings or config.load())
     return mlflow.sklearn.load_model(f"models:/{name}/{version}")
