@@ -338,8 +338,9 @@ def wait_for_retraining(demo: Demo, expect_new: bool, known: int, grace: float =
 
 def step_forward(demo: Demo) -> None:
     """Week by week after the first champion: features, scoring and monitoring of each new week, as
-    time would pass in production. Drift makes the scheduler start flights_retraining; after its
-    decision the loop follows the new champion for FOLLOW_DAYS more days, then stops."""
+    time would pass in production. Drift makes the scheduler start flights_retraining; once a
+    retraining has promoted a new champion the loop follows it for FOLLOW_DAYS more days, then stops
+    (a rejected challenger leaves the old champion in place and the loop goes on)."""
     from flywheel.drift.monitor import read_monitoring_history
     from flywheel.registry import history
 
@@ -365,12 +366,14 @@ def step_forward(demo: Demo) -> None:
             demo.say(f"drift policy fired on {', '.join(drift_days)}: the drift asset event starts {RETRAINING_DAG}")
         wait_for_retraining(demo, expect_new=bool(len(drift_days)), known=known)
         decided = [r for r in history.read_history(demo.settings) if r.get("source") == "retraining"]
-        if decided and stop_at == demo.until and not demo.results.get("retraining_seen"):
-            demo.results["retraining_seen"] = True
-            last = decided[-1]
-            demo.say(f"retraining as of {last['as_of']}: v{last['version']} {last['decision']} ({last['reason']})")
-            # Follow the outcome for FOLLOW_DAYS days after the retraining's as-of date.
-            stop_at = max(end, min(demo.until, lake.parse_ds(last["as_of"]) + dt.timedelta(days=FOLLOW_DAYS)))
+        for record in decided:
+            if record["as_of"] not in demo.results.setdefault("reported", set()):
+                demo.results["reported"].add(record["as_of"])
+                demo.say(f"retraining as of {record['as_of']}: v{record['version']} {record['decision']} ({record['reason']})")
+        promoted = [r for r in decided if r["decision"] == "promoted"]
+        if promoted:
+            # The loop closed: follow the new champion for FOLLOW_DAYS days after its as-of date.
+            stop_at = max(end, min(demo.until, lake.parse_ds(promoted[0]["as_of"]) + dt.timedelta(days=FOLLOW_DAYS)))
         day = end + dt.timedelta(days=1)
     demo.results["retraining"] = [_retraining_outcome(r) for r in _retraining_runs()]
     demo.results["monitoring_end"] = stop_at
