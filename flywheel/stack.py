@@ -100,10 +100,28 @@ def _pid(settings: config.Settings, name: str) -> int | None:
     return pid
 
 
-def _spawn(settings: config.Settings, name: str, argv: list[str], env: dict[str, str]) -> int:
+def _port_in_use(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _spawn(
+    settings: config.Settings, name: str, argv: list[str], env: dict[str, str], port: int | None = None
+) -> int:
     existing = _pid(settings, name)
     if existing:
         return existing
+    if port is not None and _port_in_use(port):
+        # Without this check the new stack would silently talk to whatever answers there (e.g. the
+        # stack of another checkout or FLYWHEEL_HOME) while its own server fails to bind.
+        raise StackError(
+            f"port {port} (for {name}) is already in use by a process this stack ({settings.home}) did not start: "
+            "stop it (`make down` in the checkout that started it, with its FLYWHEEL_HOME) "
+            "or choose other ports (FLYWHEEL_AIRFLOW_PORT, FLYWHEEL_MLFLOW_PORT, FLYWHEEL_SPARK_CONNECT_PORT)"
+        )
     log = (_log_dir(settings) / f"{name}.log").open("ab")
     proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     (_run_dir(settings) / f"{name}.pid").write_text(str(proc.pid))
@@ -182,7 +200,7 @@ def start_spark_connect(settings: config.Settings) -> None:
     ]
     env = dict(os.environ, SPARK_HOME=str(spark_home))
     env.pop("SPARK_REMOTE", None)
-    _spawn(settings, name, argv, env)
+    _spawn(settings, name, argv, env, port=SPARK_CONNECT_PORT)
     _wait_port(SPARK_CONNECT_PORT, 120, "Spark Connect server", log)
 
 
@@ -207,7 +225,7 @@ def start_mlflow_ui(settings: config.Settings) -> str:
         "--workers",
         "1",
     ]
-    _spawn(settings, name, argv, dict(os.environ))
+    _spawn(settings, name, argv, dict(os.environ), port=MLFLOW_PORT)
     url = f"http://localhost:{MLFLOW_PORT}"
     _wait_http(f"{url}/health", 180, "MLflow UI", _log_dir(settings) / f"{name}.log")
     return url
@@ -241,7 +259,7 @@ def up(settings: config.Settings | None = None, spark_connect: bool = True, mlfl
         argv = [airflow_bin, component]
         if component == "api-server":
             argv += ["--port", str(AIRFLOW_PORT)]
-        _spawn(settings, f"airflow-{component}", argv, env)
+        _spawn(settings, f"airflow-{component}", argv, env, port=AIRFLOW_PORT if component == "api-server" else None)
     _wait_http(
         f"http://localhost:{AIRFLOW_PORT}/api/v2/monitor/health", 180, "Airflow API server",
         _log_dir(settings) / "airflow-api-server.log",
