@@ -297,9 +297,9 @@ BAD_FEATURES = {
         ["flywheel:row_count_matches_manifest on features", "landed 60 - cancelled 2 - diverted 1 = 57"],
     ),
     "too many excluded": (
-        _features_frame,
-        {"rows": 50, "landed_rows": 200, "excluded_cancelled": 140, "excluded_diverted": 10},
-        ["flywheel:excluded_share on features", "observed 0.75"],
+        lambda: _features_frame(rows=20, delayed=4),
+        {"rows": 20, "landed_rows": 200, "excluded_cancelled": 170, "excluded_diverted": 10},
+        ["flywheel:excluded_share on features", "observed 0.9"],
     ),
 }
 
