@@ -155,12 +155,19 @@ def backfill_together(
                 f"{dag_id}: {len(finished)}/{len(wanted)}" + (f" (failed {failed})" if failed else "") + current
             )
         line = " | ".join(parts)
+        _watch_stack(demo)
         if line != last_line:
             demo.say(line)
             last_line = line
         if len(results) == len(pending):
             return results
         time.sleep(poll)
+
+
+def _watch_stack(demo: Demo) -> None:
+    """Restart an Airflow component that exited (and say so, with where its log is)."""
+    for name in stack.ensure_airflow(demo.settings):
+        demo.say(f"{name} had exited (see {demo.settings.home / 'logs' / (name + '.log')}); restarted it")
 
 
 def _cancel_stale_backfills(demo: Demo, dag_id: str) -> None:
@@ -332,6 +339,7 @@ def wait_for_retraining(demo: Demo, expect_new: bool, known: int, grace: float =
                 last_line = line
         elif len(runs) > known or time.monotonic() >= grace_end:
             return
+        _watch_stack(demo)
         time.sleep(3)
     raise DemoError(f"{RETRAINING_DAG} still running after {timeout:.0f}s; see the UI")
 

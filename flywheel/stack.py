@@ -87,14 +87,31 @@ def _log_dir(settings: config.Settings) -> Path:
     return path
 
 
+def _alive(pid: int) -> bool:
+    """The process exists and is not a zombie (an exited child its parent has not reaped yet)."""
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    status = Path(f"/proc/{pid}/status")
+    if status.is_file() and "\nState:\tZ" in status.read_text():
+        try:  # reap it if it is our child
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        return False
+    return True
+
+
 def _pid(settings: config.Settings, name: str) -> int | None:
     pidfile = _run_dir(settings) / f"{name}.pid"
     if not pidfile.is_file():
         return None
     try:
         pid = int(pidfile.read_text().strip())
-        os.kill(pid, 0)
-    except (ValueError, ProcessLookupError, PermissionError):
+    except ValueError:
+        pid = -1
+    if pid <= 0 or not _alive(pid):
         pidfile.unlink(missing_ok=True)
         return None
     return pid
@@ -264,6 +281,24 @@ def up(settings: config.Settings | None = None, spark_connect: bool = True, mlfl
         f"http://localhost:{AIRFLOW_PORT}/api/v2/monitor/health", 180, "Airflow API server",
         _log_dir(settings) / "airflow-api-server.log",
     )
+
+
+def ensure_airflow(settings: config.Settings) -> list[str]:
+    """Restart any Airflow component of the stack that has exited; returns the restarted ones.
+
+    With the embedded SQLite metadata DB the scheduler can die on a write conflict with the API
+    server (Airflow supports concurrent backfills only on PostgreSQL/MySQL); its log says why.
+    """
+    env = airflow_env(settings)
+    airflow_bin = str(bin_dir() / "airflow")
+    restarted = []
+    for component in AIRFLOW_COMPONENTS:
+        name = f"airflow-{component}"
+        if _pid(settings, name) is None:
+            argv = [airflow_bin, component] + (["--port", str(AIRFLOW_PORT)] if component == "api-server" else [])
+            _spawn(settings, name, argv, env, port=AIRFLOW_PORT if component == "api-server" else None)
+            restarted.append(name)
+    return restarted
 
 
 def down(settings: config.Settings | None = None) -> list[str]:

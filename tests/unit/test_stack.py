@@ -30,3 +30,13 @@ def test_airflow_env_keeps_state_under_flywheel_home(tmp_path, monkeypatch):
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == f"sqlite:///{tmp_path / 'airflow' / 'airflow.db'}"
     assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
     assert env["SPARK_REMOTE"] == f"sc://localhost:{stack.SPARK_CONNECT_PORT}"
+
+
+def test_an_exited_unreaped_child_counts_as_dead():
+    import subprocess
+    import time
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    time.sleep(1.0)  # exited, not yet reaped: a zombie
+    assert stack._alive(child.pid) is False
+    assert stack._alive(__import__("os").getpid()) is True
