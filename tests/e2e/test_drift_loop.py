@@ -14,6 +14,7 @@ import time
 import pytest
 
 from flywheel import config, features, lake
+from tests.services import fresh_database
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark]
 
@@ -82,9 +83,12 @@ def prepared(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     patch = pytest.MonkeyPatch()
     patch.setenv("FLYWHEEL_HOME", str(root / "home"))
-    patch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{root / 'home' / 'airflow' / 'airflow.db'}")
+    # Its own Airflow and MLflow databases on the session's PostgreSQL: the stack starts from empty ones.
+    patch.setenv("FLYWHEEL_AIRFLOW_DATABASE", "airflow_e2e")
+    patch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", fresh_database("airflow_e2e", "postgresql+psycopg2"))
+    patch.setenv("MLFLOW_TRACKING_URI", fresh_database("mlflow_e2e"))
+    patch.setenv("FLYWHEEL_AIRFLOW_PORT", str(AIRFLOW_PORT))
     patch.delenv("FLYWHEEL_SOURCE", raising=False)
-    patch.delenv("MLFLOW_TRACKING_URI", raising=False)
     for key, value in ENV.items():
         patch.setenv(key, value)
     settings = config.load()
@@ -112,24 +116,43 @@ def prepared(tmp_path_factory):
 def airflow_stack(prepared):
     from flywheel import stack
 
-    original = stack.AIRFLOW_PORT
-    stack.AIRFLOW_PORT = AIRFLOW_PORT
     try:
         stack.up(prepared, spark_connect=False, mlflow_ui=False)
         yield prepared
     finally:
         stack.down(prepared)
-        stack.AIRFLOW_PORT = original
 
 
 def _retraining_runs() -> list[dict]:
+    from flywheel.airflow_api import AirflowAPI
+
+    return AirflowAPI().runs("flights_retraining")
+
+
+def test_the_api_refuses_anonymous_requests_and_accepts_the_generated_login(airflow_stack):
+    import httpx
+
     from flywheel import stack
 
-    return stack.api("GET", "dags/flights_retraining/dagRuns?limit=100")["dag_runs"]
+    url = airflow_stack.airflow_url
+    assert url == f"http://127.0.0.1:{AIRFLOW_PORT}"
+    assert httpx.get(f"{url}/api/v2/dags").status_code == 401
+    assert httpx.get(f"{url}/api/v2/dags", headers={"Authorization": "Bearer forged"}).status_code == 401
+    wrong = httpx.post(f"{url}/auth/token", json={"username": "admin", "password": "admin"})
+    assert wrong.status_code == 401
+    password = stack.admin_password(airflow_stack)
+    assert oct(airflow_stack.passwords_file.stat().st_mode & 0o777) == "0o600"
+    token = httpx.post(f"{url}/auth/token", json={"username": "admin", "password": password})
+    assert token.status_code == 201
+    dags = httpx.get(f"{url}/api/v2/dags", headers={"Authorization": f"Bearer {token.json()['access_token']}"})
+    assert dags.status_code == 200
+    assert {d["dag_id"] for d in dags.json()["dags"]} >= {"flights_features", "flights_monitoring", "flights_retraining"}
+    login_page = httpx.get(f"{url}/auth/login")
+    assert login_page.status_code == 200 and "<html" in login_page.text.lower()
 
 
 def test_drift_starts_retraining_through_the_scheduler(airflow_stack):
-    from flywheel import demo, stack
+    from flywheel import demo
     from flywheel.drift.monitor import read_monitoring_history
     from flywheel.registry import history
 
@@ -161,12 +184,7 @@ def test_drift_starts_retraining_through_the_scheduler(airflow_stack):
         pytest.fail(f"no finished flights_retraining run within 15 minutes: {runs}")
     assert len(runs) == 1
     assert runs[0]["run_type"] == "asset_triggered"
-    states = {
-        ti["task_id"]: ti["state"]
-        for ti in stack.api("GET", f"dags/flights_retraining/dagRuns/{runs[0]['dag_run_id']}/taskInstances")[
-            "task_instances"
-        ]
-    }
+    states = run.api.task_states("flights_retraining", runs[0]["dag_run_id"])
     assert runs[0]["state"] == "success", f"task states {states}; logs under {settings.airflow_home / 'logs'}"
 
     records = [r for r in history.read_history(settings) if r["source"] == "retraining"]

@@ -17,6 +17,7 @@ import pendulum
 import pytest
 
 from flywheel import config, features, lake
+from tests.services import fresh_database
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
 
@@ -38,7 +39,7 @@ def env(tmp_path_factory):
     patch.setenv("FLYWHEEL_HOLDOUT_DAYS", "3")
     patch.setenv("FLYWHEEL_TUNING_TRIALS", "2")
     patch.delenv("FLYWHEEL_SOURCE", raising=False)
-    patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    patch.setenv("MLFLOW_TRACKING_URI", fresh_database("mlflow_it_training"))
     Path(os.environ["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
     subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], check=True, capture_output=True)
     for day in DAYS:

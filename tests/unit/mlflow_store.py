@@ -37,8 +37,10 @@ def fresh_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **env: str) -> 
 
     home = tmp_path / "home"
     monkeypatch.setenv("FLYWHEEL_HOME", str(home))
-    for name in ("FLYWHEEL_LAKE", "MLFLOW_TRACKING_URI"):
-        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("FLYWHEEL_LAKE", raising=False)
+    # Unit tests of registry/scoring/drift logic: a copied SQLite store is the fast way to an empty
+    # MLflow per test (the stack and the tests that run Airflow use PostgreSQL).
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow' / 'mlflow.db'}")
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     settings = config.load()

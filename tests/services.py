@@ -1,0 +1,42 @@
+"""Test helpers for the services a test talks to: the session's PostgreSQL, and external ones.
+
+A test that needs an external service (PostgreSQL at 127.0.0.1:5432, Redis, ...) calls
+:func:`require`: unreachable on a laptop, the test is skipped with a message naming the service;
+under CI (``FLYWHEEL_REQUIRE_SERVICES=1``, set by ``.ci/run``) the same situation fails.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+
+def require(name: str, host: str, port: int) -> None:
+    """Skip (laptop) or fail (CI) unless ``name`` accepts TCP connections at host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=3):
+            return
+    except OSError as exc:
+        message = f"{name} is not reachable at {host}:{port} ({exc})"
+    if os.environ.get("FLYWHEEL_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{message}; FLYWHEEL_REQUIRE_SERVICES=1 requires it")
+    pytest.skip(f"{message}: start it to run this test")
+
+
+def fresh_database(name: str, driver: str = "postgresql") -> str:
+    """An empty database ``name`` on the session's PostgreSQL (dropped first if it exists); returns
+    its SQLAlchemy URL with ``driver`` (``postgresql`` for MLflow, ``postgresql+psycopg2`` for Airflow)."""
+    from flywheel import config, database
+
+    settings = config.load()
+    database.drop_databases(settings, [name])
+    conn = database._connect(settings)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        conn.close()
+    return config.with_database(settings.database_url, name, driver)
