@@ -27,6 +27,9 @@ LOCAL_CONF: dict[str, str] = {
     "spark.sql.session.timeZone": "UTC",
     "spark.driver.memory": "1g",
     "spark.sql.adaptive.enabled": "true",
+    # The driver's RPC and block manager listen on loopback (by default Spark binds every interface).
+    "spark.driver.bindAddress": "127.0.0.1",
+    "spark.driver.host": "127.0.0.1",
 }
 
 

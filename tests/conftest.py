@@ -46,7 +46,22 @@ _DB_SETTINGS = _start_session_database()
 
 
 def pytest_sessionfinish(session, exitstatus):
+    import sys
+
     from flywheel import database
 
+    if "spark_jobs.session" in sys.modules:
+        # Stopped here, not by py4j's atexit hook, which logs "--- Logging error ---" into closed
+        # streams after pytest's summary.
+        sys.modules["spark_jobs.session"].stop_spark()
+    # py4j's own atexit hook still says "Closing down clientserver connection" at INFO, into the
+    # stream pytest has closed by then.
+    import logging
+
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    if "airflow.settings" in sys.modules:
+        # Close Airflow's pooled connections while the server is still up (its atexit hook would
+        # roll them back after the server is gone, and print a traceback under the summary).
+        sys.modules["airflow.settings"].dispose_orm()
     database.stop(_DB_SETTINGS)
     shutil.rmtree(_SESSION_HOME, ignore_errors=True)
