@@ -28,16 +28,16 @@ $(VENV)/.installed: requirements.txt
 
 install: java $(VENV)/.installed ## Create .venv and install the pinned lock (requirements.txt)
 
-demo: install ## Run the loop through the real scheduler (14-day feature backfill) and print a summary
+demo: install ## Run the loop through the real scheduler (28-day backfill, training, drift, retraining) and print a summary and the login
 	$(PY) -m flywheel.demo
 
 test: install ## Run the whole test suite (what CI runs)
 	$(PY) -m pytest
 
-up: install ## Start Airflow (UI on :8080) and a local Spark Connect server in the background
+up: install ## Start the local stack (PostgreSQL, MLflow, Spark Connect, Airflow UI on 127.0.0.1:8080) and print the login
 	$(PY) -m flywheel.stack up
 
-down: ## Stop everything `make up` / `make demo` started
+down: ## Stop everything `make up` / `make demo` started (the embedded PostgreSQL last)
 	@test -x $(PY) && $(PY) -m flywheel.stack down || true
 
 status: ## Show which local components are running
@@ -51,5 +51,5 @@ bench: install ## Benchmarks: DAG parse time, feature job per day, the whole dem
 	$(PY) bench/feature_job.py
 	$(PY) bench/demo.py
 
-clean: down ## Delete all run state (FLYWHEEL_HOME: lake, Airflow DB, logs, Data Docs)
+clean: down ## Delete all run state (FLYWHEEL_HOME: lake, PostgreSQL data, logs, Data Docs, login)
 	rm -rf "$(FLYWHEEL_HOME)"

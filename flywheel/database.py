@@ -115,7 +115,10 @@ def start(settings: config.Settings) -> bool:
             settings, "initdb of the embedded PostgreSQL",
         )  # fmt: skip
     # listen_addresses='' : Unix socket only; the socket folder is private to its owner.
-    options = f"-c listen_addresses='' -k {settings.postgres_socket_dir} -c unix_socket_permissions=0700 -c max_connections=200"
+    options = (
+        f"-c listen_addresses='' -k \"{settings.postgres_socket_dir}\" -c unix_socket_permissions=0700 "
+        "-c max_connections=200"
+    )
     _run(
         [str(_bin("pg_ctl")), "-D", str(data), "-l", str(settings.postgres_log), "-o", options, "-w", "-t", "60", "start"],
         settings, "starting the embedded PostgreSQL",
@@ -134,29 +137,35 @@ def stop(settings: config.Settings) -> bool:
     return True
 
 
-def _connect(settings: config.Settings, database: str | None = None):
+def connect(settings: config.Settings, database: str | None = None, url: str | None = None):
+    """A psycopg2 connection to ``database`` on the server of ``url`` (default: the stack's server,
+    FLYWHEEL_DATABASE_URL or the embedded one); an unreachable server raises DatabaseError."""
     import psycopg2
     from sqlalchemy.engine import make_url
 
-    url = make_url(settings.database_url)
+    parsed = make_url(url or settings.database_url)
     kwargs = {
-        "dbname": database or url.database or "postgres",
-        "user": url.username,
-        "password": url.password,
-        "host": url.host or url.query.get("host"),
-        "port": url.port,
+        "dbname": database or parsed.database or "postgres",
+        "user": parsed.username,
+        "password": parsed.password,
+        "host": parsed.host or parsed.query.get("host"),
+        "port": parsed.port,
     }
     try:
         return psycopg2.connect(**{k: v for k, v in kwargs.items() if v is not None}, connect_timeout=10)
     except psycopg2.OperationalError as exc:
-        where = "the embedded PostgreSQL (start it with `make up`)" if settings.database_embedded else "FLYWHEEL_DATABASE_URL"
-        raise DatabaseError(f"cannot connect to {where} at {url.render_as_string(hide_password=True)}: {exc}") from exc
+        where = (
+            "the embedded PostgreSQL (start it with `make up`)"
+            if settings.database_embedded and url is None
+            else "the PostgreSQL server"
+        )
+        raise DatabaseError(f"cannot connect to {where} at {parsed.render_as_string(hide_password=True)}: {exc}") from exc
 
 
 def ensure_databases(settings: config.Settings) -> list[str]:
     """Create the Airflow and MLflow databases if they are missing; returns the ones created."""
     created = []
-    conn = _connect(settings)
+    conn = connect(settings)
     try:
         conn.autocommit = True  # CREATE DATABASE cannot run inside a transaction
         with conn.cursor() as cur:
@@ -176,7 +185,7 @@ def drop_databases(settings: config.Settings, names: list[str]) -> None:
     """Drop databases (tests clean up what they created on a shared server)."""
     from psycopg2 import sql
 
-    conn = _connect(settings)
+    conn = connect(settings)
     try:
         conn.autocommit = True
         with conn.cursor() as cur:
@@ -194,7 +203,7 @@ def schema_revision(settings: config.Settings, url: str) -> str | None:
     parsed = make_url(url)
     if not parsed.drivername.startswith("postgres"):
         raise DatabaseError(f"{parsed.render_as_string(hide_password=True)}: Flywheel's metadata database is PostgreSQL")
-    conn = _connect(settings, parsed.database)
+    conn = connect(settings, parsed.database, url)
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT version_num FROM alembic_version")
@@ -207,7 +216,7 @@ def schema_revision(settings: config.Settings, url: str) -> str | None:
 
 
 def server_version(settings: config.Settings, database: str | None = None) -> str:
-    conn = _connect(settings, database)
+    conn = connect(settings, database)
     try:
         with conn.cursor() as cur:
             cur.execute("SHOW server_version")

@@ -347,8 +347,10 @@ def up(settings: config.Settings | None = None, spark_connect: bool = True, mlfl
         f"{settings.airflow_url}/api/v2/monitor/health", 180, "Airflow API server",
         _log_dir(settings) / "airflow-api-server.log",
     )  # fmt: skip
-    for component in ("dag-processor", "scheduler"):
-        _spawn(settings, f"airflow-{component}", [airflow_bin, component], env)
+    _spawn(settings, "airflow-dag-processor", [airflow_bin, "dag-processor"], env)
+    # --skip-serve-logs: the scheduler's log server binds every interface (no host setting in 3.3);
+    # on one machine the api-server reads the task logs from disk anyway.
+    _spawn(settings, "airflow-scheduler", [airflow_bin, "scheduler", "--skip-serve-logs"], env)
     if mlflow_ui:
         start_mlflow_ui(settings)  # running already: only waits until it answers
     if spark_connect and not settings.spark_remote:

@@ -32,7 +32,7 @@ def fresh_database(name: str, driver: str = "postgresql") -> str:
 
     settings = config.load()
     database.drop_databases(settings, [name])
-    conn = database._connect(settings)
+    conn = database.connect(settings)
     try:
         conn.autocommit = True
         with conn.cursor() as cur:

@@ -53,7 +53,7 @@ def test_airflow_and_mlflow_live_in_their_own_databases_on_the_external_server(e
 
     client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
     experiment_id = client.create_experiment("external-check", artifact_location=settings.mlflow_artifact_root.as_uri())
-    conn = database._connect(settings, settings.mlflow_database)
+    conn = database.connect(settings, settings.mlflow_database)
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT name FROM experiments WHERE experiment_id = %s", (int(experiment_id),))
