@@ -2,9 +2,9 @@
 
 Every call authenticates like any other client: a JWT from ``POST /auth/token`` with the
 generated ``admin`` password (:func:`flywheel.stack.admin_password`). Results come back as plain
-JSON dicts (strings for dates), the shape the REST API documents. A lost connection (an api-server
-being restarted by hand) is retried a few times with backoff; an HTTP error is not: it raises
-:class:`AirflowAPIError` with Airflow's answer.
+JSON dicts (strings for dates), the shape the REST API documents. A read that cannot reach the
+server (an api-server being restarted by hand) is retried with backoff for about a minute; writes
+and HTTP error answers are not retried: they raise :class:`AirflowAPIError` with Airflow's answer.
 """
 
 from __future__ import annotations
@@ -12,12 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from flywheel import config
 
 T = TypeVar("T")
 PAGE = 100  # the REST API's largest page
+# (connect, read) seconds: a server that accepts and never answers must not hang the demo.
+REQUEST_TIMEOUT = (5, 120)
 
 
 class AirflowAPIError(RuntimeError):
@@ -26,6 +28,10 @@ class AirflowAPIError(RuntimeError):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class _Unreachable(ConnectionError):
+    """The server could not be reached (internal: retried, then raised as AirflowAPIError)."""
 
 
 def _json(model: Any) -> Any:
@@ -62,7 +68,7 @@ class AirflowAPI:
                 f"{self.url}/auth/token", json={"username": self._username, "password": self._password}, timeout=30
             )
         except httpx.TransportError as exc:
-            raise AirflowAPIError(f"Airflow API at {self.url} unreachable: {exc} (is the stack up? `make up`)") from exc
+            raise _Unreachable(f"login at {self.url}/auth/token: Airflow API unreachable: {exc}") from exc
         if resp.status_code != 201:
             raise AirflowAPIError(
                 f"login as {self._username!r} at {self.url}/auth/token -> {resp.status_code}: {resp.text[:300]}",
@@ -70,17 +76,28 @@ class AirflowAPI:
             )
         return resp.json()["access_token"]
 
-    @retry(
-        retry=retry_if_exception_type(ConnectionError),
-        stop=stop_after_attempt(5),
-        wait=wait_exponential(multiplier=1, max=10),
-        reraise=True,
-    )
-    def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """``fn(*args, **kwargs)`` logged in; an expired token is renewed once."""
+    def call(self, what: str, fn: Callable[..., T], *args: Any, idempotent: bool = True, **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)`` logged in; an expired token is renewed once. A read that could not
+        reach the server is retried with backoff for about a minute (an api-server restarting); a
+        write is not (it may have been applied), and neither is an HTTP error answer."""
+        try:
+            for attempt in Retrying(
+                retry=retry_if_exception_type(_Unreachable) if idempotent else retry_if_exception_type(()),
+                stop=stop_after_delay(60),
+                wait=wait_exponential(multiplier=1, max=10),
+                reraise=True,
+            ):
+                with attempt:
+                    return self._call_once(what, fn, *args, **kwargs)
+        except _Unreachable as exc:
+            raise AirflowAPIError(f"{exc} (is the stack up? `make status`)") from exc
+        raise AssertionError("unreachable")
+
+    def _call_once(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         from airflow_client.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError as TransportError
 
+        kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
         for attempt in (1, 2):
             if not self._config.access_token:
                 self._config.access_token = self.token()
@@ -92,7 +109,7 @@ class AirflowAPI:
                     continue
                 raise AirflowAPIError(f"{what} -> {exc.status}: {(exc.body or exc.reason or '')[:1000]}", exc.status) from exc
             except TransportError as exc:
-                raise ConnectionError(f"{what}: Airflow API at {self.url} unreachable: {exc}") from exc
+                raise _Unreachable(f"{what}: Airflow API at {self.url} unreachable: {exc}") from exc
         raise AssertionError("unreachable")
 
     # -- the calls Flywheel makes ---------------------------------------------------------------
@@ -113,7 +130,7 @@ class AirflowAPI:
                 limit=PAGE, offset=len(out), order_by=[order_by], **filters,
             )  # fmt: skip
             out += [_json(r) for r in page.dag_runs]
-            if len(page.dag_runs) < PAGE or len(out) >= page.total_entries:
+            if not page.dag_runs or len(out) >= page.total_entries:
                 return out
 
     def run(self, dag_id: str, run_id: str) -> dict[str, Any]:
@@ -121,7 +138,7 @@ class AirflowAPI:
 
     def trigger(self, dag_id: str, conf: dict[str, Any]) -> dict[str, Any]:
         body = self._client.TriggerDAGRunPostBody(logical_date=None, conf=conf)
-        return _json(self.call(f"trigger {dag_id}", self.dag_runs.trigger_dag_run, dag_id, body))
+        return _json(self.call(f"trigger {dag_id}", self.dag_runs.trigger_dag_run, dag_id, body, idempotent=False))
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
         """Task id -> state (``"none"`` when not scheduled yet) of one run."""
@@ -135,21 +152,16 @@ class AirflowAPI:
             for ti in page.task_instances:
                 out[ti.task_id] = ti.state.value if ti.state is not None else "none"
             offset += len(page.task_instances)
-            if len(page.task_instances) < PAGE or offset >= page.total_entries:
+            if not page.task_instances or offset >= page.total_entries:
                 return out
-
-    def task_instances_of(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        page = self.call(
-            f"GET task instances of {dag_id}/{run_id}", self.task_instances.get_task_instances, dag_id, run_id, limit=PAGE
-        )
-        return [_json(ti) for ti in page.task_instances]
 
     def xcom_value(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
         entry = self.call(
             f"GET XCom {dag_id}/{run_id}/{task_id}/{key}", self.xcom.get_xcom_entry, dag_id, task_id, run_id, key,
             deserialize=True,
         )  # fmt: skip
-        value = _json(entry)["value"]
+        # The endpoint answers one of two shapes (native or string value): a oneOf wrapper.
+        value = _json(getattr(entry, "actual_instance", entry))["value"]
         if isinstance(value, str):
             import json
 
@@ -166,18 +178,24 @@ class AirflowAPI:
             dag_id=dag_id, from_date=from_date, to_date=to_date, max_active_runs=max_active_runs,
             reprocess_behavior=self._client.ReprocessBehavior(reprocess_behavior),
         )  # fmt: skip
-        return _json(self.call(f"create backfill of {dag_id}", self.backfills.create_backfill, body))
+        return _json(self.call(f"create backfill of {dag_id}", self.backfills.create_backfill, body, idempotent=False))
 
     def backfill(self, backfill_id: int) -> dict[str, Any]:
         return _json(self.call(f"GET backfill {backfill_id}", self.backfills.get_backfill, backfill_id))
 
     def backfills_of(self, dag_id: str) -> list[dict[str, Any]]:
-        page = self.call(f"list backfills of {dag_id}", self.backfills.list_backfills, dag_id, limit=PAGE)
-        return [_json(b) for b in page.backfills]
+        out: list[dict[str, Any]] = []
+        while True:
+            page = self.call(
+                f"list backfills of {dag_id}", self.backfills.list_backfills, dag_id, limit=PAGE, offset=len(out)
+            )
+            out += [_json(b) for b in page.backfills]
+            if not page.backfills or len(out) >= page.total_entries:
+                return out
 
     def cancel_backfill(self, backfill_id: int) -> None:
         self.call(f"cancel backfill {backfill_id}", self.backfills.cancel_backfill, backfill_id)
 
     def clear_task_instances(self, dag_id: str, run_id: str) -> None:
         body = self._client.ClearTaskInstancesBody(dag_run_id=run_id, dry_run=False, only_failed=False, reset_dag_runs=True)
-        self.call(f"clear {dag_id}/{run_id}", self.task_instances.post_clear_task_instances, dag_id, body)
+        self.call(f"clear {dag_id}/{run_id}", self.task_instances.post_clear_task_instances, dag_id, body, idempotent=False)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import urlparse, urlunparse
+from urllib.parse import quote, urlparse, urlunparse
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,7 +75,7 @@ def postgres_socket_dir(home: Path) -> Path:
     """Where the embedded PostgreSQL of ``home`` puts its Unix socket: under ``home`` when the
     path is short enough for a socket, else a folder in /tmp named after ``home``."""
     inside = home / "run" / "pg"
-    if len(str(inside / ".s.PGSQL.5432")) <= _SOCKET_PATH_MAX:
+    if len(os.fsencode(inside / ".s.PGSQL.5432")) <= _SOCKET_PATH_MAX:
         return inside
     return Path("/tmp") / f"flywheel-pg-{hashlib.sha256(str(home).encode()).hexdigest()[:12]}"
 
@@ -84,7 +84,7 @@ def _database_url(value: str) -> str:
     parsed = urlparse(value)
     if parsed.scheme not in DATABASE_SCHEMES:
         raise ConfigError(
-            f"FLYWHEEL_DATABASE_URL={parsed._replace(netloc=parsed.hostname or '').geturl()!r}: "
+            f"FLYWHEEL_DATABASE_URL (scheme {parsed.scheme!r}): "
             f"expected a PostgreSQL URL ({', '.join(s + '://' for s in DATABASE_SCHEMES)}), "
             "e.g. postgresql://user:password@db.example.com:5432/postgres"
         )
@@ -215,7 +215,7 @@ def load() -> Settings:
     database_url = (
         _database_url(database_env)
         if database_env
-        else f"postgresql://postgres@/postgres?host={postgres_socket_dir(home)}"
+        else f"postgresql://postgres@/postgres?host={quote(str(postgres_socket_dir(home)), safe='/')}"
     )
     airflow_db = os.environ.get("FLYWHEEL_AIRFLOW_DATABASE") or "airflow"
     mlflow_db = os.environ.get("FLYWHEEL_MLFLOW_DATABASE") or "mlflow"

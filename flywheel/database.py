@@ -50,10 +50,17 @@ def _prepare_for_system_user(settings: config.Settings) -> dict[str, int]:
     try:
         entry = pwd.getpwnam(SYSTEM_USER)
     except KeyError:
-        subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SYSTEM_USER],
-            check=True, capture_output=True,
-        )  # fmt: skip
+        try:
+            subprocess.run(
+                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SYSTEM_USER],
+                check=True, capture_output=True, text=True,
+            )  # fmt: skip
+        except (OSError, subprocess.CalledProcessError) as exc:
+            detail = getattr(exc, "stderr", "") or exc
+            raise DatabaseError(
+                f"PostgreSQL refuses to run as root, and creating the system user {SYSTEM_USER!r} failed: {detail}. "
+                "Run as an ordinary user, or create that user yourself."
+            ) from exc
         entry = pwd.getpwnam(SYSTEM_USER)
     for folder in (settings.postgres_data_dir, settings.postgres_socket_dir, _bin("postgres").parent.parent):
         for parent in folder.parents:  # o+x on every parent: the server may traverse, not list
@@ -62,17 +69,20 @@ def _prepare_for_system_user(settings: config.Settings) -> dict[str, int]:
                 parent.chmod(mode | stat.S_IXOTH)
     for folder in (settings.postgres_data_dir, settings.postgres_socket_dir):
         os.chown(folder, entry.pw_uid, entry.pw_gid)
-    return {"user": entry.pw_uid, "group": entry.pw_gid}
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
 
-def _run(argv: list[str], settings: config.Settings, what: str, timeout: float = 60) -> str:
+def _run(argv: list[str], settings: config.Settings, what: str, timeout: float = 90) -> str:
     kwargs: dict = {}
     if _as_root():
         kwargs = _prepare_for_system_user(settings)
     # Run from a folder the unprivileged server user may enter (the caller's cwd may be private).
-    result = subprocess.run(
-        argv, capture_output=True, text=True, timeout=timeout, cwd=settings.postgres_data_dir.parent, **kwargs
-    )
+    try:
+        result = subprocess.run(
+            argv, capture_output=True, text=True, timeout=timeout, cwd=settings.postgres_data_dir.parent, **kwargs
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise DatabaseError(f"{what} failed: {exc}; server log: {settings.postgres_log}") from exc
     if result.returncode != 0:
         log = settings.postgres_log
         tail = log.read_text(errors="replace")[-2000:] if log.is_file() else ""
@@ -81,6 +91,26 @@ def _run(argv: list[str], settings: config.Settings, what: str, timeout: float =
             f"server log {log}:\n{tail}"
         )
     return result.stdout
+
+
+def _private_dir(path: Path) -> None:
+    """Create ``path`` (mode 0700) or check that the existing one is ours and private: a socket
+    folder in /tmp that someone else prepared could hand our trust-auth connections to them."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.stat()
+    owners = {os.getuid()}
+    if _as_root():
+        import pwd
+
+        try:
+            owners.add(pwd.getpwnam(SYSTEM_USER).pw_uid)
+        except KeyError:
+            pass
+    if info.st_uid not in owners or info.st_mode & 0o022:
+        raise DatabaseError(
+            f"{path} (the embedded PostgreSQL's socket folder) belongs to uid {info.st_uid} or is writable by others: "
+            "remove it, or set FLYWHEEL_HOME to a shorter path"
+        )
 
 
 def is_running(settings: config.Settings) -> bool:
@@ -107,7 +137,7 @@ def start(settings: config.Settings) -> bool:
         return False
     data = settings.postgres_data_dir
     data.mkdir(parents=True, exist_ok=True)
-    settings.postgres_socket_dir.mkdir(parents=True, exist_ok=True)
+    _private_dir(settings.postgres_socket_dir)
     if not (data / "PG_VERSION").is_file():
         _run(
             [str(_bin("initdb")), "-D", str(data), "-U", "postgres", "--auth=trust", "--encoding=UTF8",
@@ -130,6 +160,9 @@ def stop(settings: config.Settings) -> bool:
     """Stop the embedded server (fast shutdown: open sessions are rolled back); False if it was not running."""
     if not settings.database_embedded or not (settings.postgres_data_dir / "postmaster.pid").is_file():
         return False
+    if not is_running(settings):
+        # Crashed or killed: pg_ctl would refuse to stop it, and the next start clears the stale pid file.
+        return False
     _run(
         [str(_bin("pg_ctl")), "-D", str(settings.postgres_data_dir), "-m", "fast", "-w", "-t", "60", "stop"],
         settings, "stopping the embedded PostgreSQL",
@@ -139,20 +172,15 @@ def stop(settings: config.Settings) -> bool:
 
 def connect(settings: config.Settings, database: str | None = None, url: str | None = None):
     """A psycopg2 connection to ``database`` on the server of ``url`` (default: the stack's server,
-    FLYWHEEL_DATABASE_URL or the embedded one); an unreachable server raises DatabaseError."""
+    FLYWHEEL_DATABASE_URL or the embedded one); an unreachable server raises DatabaseError. The URL's
+    query (``host=`` socket folder, ``sslmode=``, ...) goes to libpq as it is."""
     import psycopg2
     from sqlalchemy.engine import make_url
 
     parsed = make_url(url or settings.database_url)
-    kwargs = {
-        "dbname": database or parsed.database or "postgres",
-        "user": parsed.username,
-        "password": parsed.password,
-        "host": parsed.host or parsed.query.get("host"),
-        "port": parsed.port,
-    }
+    dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
     try:
-        return psycopg2.connect(**{k: v for k, v in kwargs.items() if v is not None}, connect_timeout=10)
+        return psycopg2.connect(dsn, dbname=database or parsed.database or "postgres", connect_timeout=10)
     except psycopg2.OperationalError as exc:
         where = (
             "the embedded PostgreSQL (start it with `make up`)"
@@ -172,10 +200,19 @@ def ensure_databases(settings: config.Settings) -> list[str]:
             for name in (settings.airflow_database, settings.mlflow_database):
                 cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
                 if cur.fetchone() is None:
+                    import psycopg2
                     from psycopg2 import sql
 
-                    cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-                    created.append(name)
+                    try:
+                        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+                        created.append(name)
+                    except psycopg2.errors.DuplicateDatabase:
+                        pass  # another `make up` created it a moment ago
+                    except psycopg2.Error as exc:
+                        raise DatabaseError(
+                            f"cannot create database {name!r}: {exc.pgerror or exc}. Create it yourself "
+                            "(CREATE DATABASE ...) or give the user CREATEDB."
+                        ) from exc
     finally:
         conn.close()
     return created

@@ -1,8 +1,9 @@
 """``make demo``: the loop's story, run through the real Airflow scheduler, with a summary.
 
 Each step is a function taking the shared :class:`Demo` context; later capabilities append steps
-to :data:`STEPS`. The stack (Airflow + Spark Connect) is started if it is not running and left
-running at the end so the UIs can be explored; ``make down`` stops it.
+to :data:`STEPS`. The stack (PostgreSQL, MLflow, Spark Connect, Airflow) is started if it is not running and
+left running at the end so the UIs can be explored; ``make down`` stops it. A component that exits
+meanwhile fails the demo (nothing is restarted), and every wait has a deadline.
 """
 
 from __future__ import annotations
@@ -98,9 +99,11 @@ def backfill_together(
     start: dt.date | None = None,
     end: dt.date | None = None,
     poll: float = 5.0,
+    timeout: float = 3600,
 ) -> dict[str, dict[str, str]]:
     """Backfill several DAGs over the same days at once, as the daily schedule would run them: the
     downstream DAGs' sensors wait for the upstream partitions. Returns the state per DAG and day."""
+    deadline = time.monotonic() + timeout
     start, end = start or demo.start, end or demo.end
     wanted = {d.isoformat() for d in demo.days(start, end)}
     pending: dict[str, int | None] = {}
@@ -147,13 +150,15 @@ def backfill_together(
             last_line = line
         if len(results) == len(pending):
             return results
+        if time.monotonic() > deadline:
+            raise DemoError(f"backfills of {', '.join(pending)} not finished after {timeout:.0f}s: {line}")
         time.sleep(poll)
 
 
 def _watch_stack(demo: Demo) -> None:
     """Fail the demo (StackError, with the logs to read) if a component of the stack has exited.
     Nothing is restarted behind the user's back."""
-    stack.check_running(demo.settings, demo.results.setdefault("components", stack.running(demo.settings)))
+    stack.check_running(demo.settings, demo.results.get("components", []))
 
 
 def _cancel_stale_backfills(demo: Demo, dag_id: str) -> None:
@@ -165,8 +170,9 @@ def _cancel_stale_backfills(demo: Demo, dag_id: str) -> None:
             demo.say(f"{dag_id}: cancelled backfill {old['id']} left by an interrupted run")
 
 
-def trigger(demo: Demo, dag_id: str, conf: dict[str, Any], poll: float = 5.0) -> dict[str, Any]:
+def trigger(demo: Demo, dag_id: str, conf: dict[str, Any], poll: float = 5.0, timeout: float = 1800) -> dict[str, Any]:
     """Trigger a manual run with ``conf``, print task progress, return the finished run."""
+    deadline = time.monotonic() + timeout
     run = demo.api.trigger(dag_id, conf)
     run_id = run["dag_run_id"]
     demo.say(f"{dag_id}: triggered run {run_id} with {json.dumps(conf)}")
@@ -185,6 +191,8 @@ def trigger(demo: Demo, dag_id: str, conf: dict[str, Any], poll: float = 5.0) ->
             last_line = line
         if run["state"] in ("success", "failed"):
             return run
+        if time.monotonic() > deadline:
+            raise DemoError(f"{dag_id} run {run_id} not finished after {timeout:.0f}s: {line}")
         time.sleep(poll)
 
 
@@ -494,6 +502,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     demo.results["stack_seconds"] = seconds
+    demo.results["components"] = stack.expected_components(demo.settings)
     demo.say(f"stack up in {seconds:.0f}s")
     for line in stack.login_banner(demo.settings).splitlines():
         demo.say(line)

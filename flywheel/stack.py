@@ -16,6 +16,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -40,14 +41,20 @@ def bin_dir() -> Path:
 
 
 def _secret_file(path: Path, make: Callable[[], str]) -> str:
-    """Read a generated secret, creating it (readable by the owner only) the first time."""
+    """Read a generated secret, creating it (readable by the owner only) the first time. The file
+    appears complete or not at all (written aside, then linked into place), so a concurrent reader
+    never sees it empty."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as fh:
-        fh.write(make() + "\n")
+    if not path.exists():
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(make() + "\n")
+            os.link(tmp, path)  # fails if another process created it first: theirs wins
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
     return path.read_text().strip()
 
 
@@ -264,8 +271,6 @@ def start_mlflow_ui(settings: config.Settings, wait: bool = True) -> str:
     argv = [
         str(bin_dir() / "mlflow"),
         "server",
-        "--backend-store-uri",
-        uri,
         "--default-artifact-root",
         settings.mlflow_artifact_root.as_uri(),
         "--host",
@@ -277,7 +282,8 @@ def start_mlflow_ui(settings: config.Settings, wait: bool = True) -> str:
     ]
     # MLflow 3's server runs a job executor (seven huey consumer processes polling the database) for
     # GenAI jobs this stack never submits: about a core's worth of CPU on a 2-core laptop.
-    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    # The store's URL (it may hold a password) goes through the environment, not argv (`ps` shows argv).
+    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", MLFLOW_BACKEND_STORE_URI=uri)
     _spawn(settings, name, argv, env, port=settings.mlflow_port)
     if wait:
         _wait_http(f"{url}/health", 180, "MLflow UI", _log_dir(settings) / f"{name}.log")
@@ -292,10 +298,13 @@ def airflow(args: list[str], settings: config.Settings | None = None, check: boo
 
 def _migration_stamp(settings: config.Settings) -> str | None:
     """Airflow's version and the metadata DB's schema revision, or None if the DB has no schema yet."""
+    import hashlib
     from importlib.metadata import version
 
     revision = database.schema_revision(settings, settings.airflow_sql_alchemy_conn)
-    return f"apache-airflow {version('apache-airflow')} {settings.airflow_sql_alchemy_conn} {revision}" if revision else None
+    # The URL only as a digest: it may hold a password.
+    where = hashlib.sha256(settings.airflow_sql_alchemy_conn.encode()).hexdigest()[:16]
+    return f"apache-airflow {version('apache-airflow')} {where} {revision}" if revision else None
 
 
 def init_airflow(settings: config.Settings) -> bool:
@@ -337,7 +346,10 @@ def up(settings: config.Settings | None = None, spark_connect: bool = True, mlfl
         start_mlflow_ui(settings, wait=False)
     if spark_connect and not settings.spark_remote:
         start_spark_connect(settings, wait=False)
-    init_airflow(settings)
+    try:
+        init_airflow(settings)
+    except StackError as exc:
+        raise StackError(f"{exc}\n(what already started keeps running: `make down` stops it)") from exc
     env = airflow_env(settings, spark_connect=spark_connect)
     airflow_bin = str(bin_dir() / "airflow")
     # The api-server first: the scheduler's preload (~15 s of CPU, airflow_local_settings.py) would
@@ -355,7 +367,18 @@ def up(settings: config.Settings | None = None, spark_connect: bool = True, mlfl
         start_mlflow_ui(settings)  # running already: only waits until it answers
     if spark_connect and not settings.spark_remote:
         start_spark_connect(settings)
+    check_running(settings, expected_components(settings, spark_connect, mlflow_ui))
     return time.monotonic() - started
+
+
+def expected_components(settings: config.Settings, spark_connect: bool = True, mlflow_ui: bool = True) -> list[str]:
+    """The components `up` starts with these switches (the ones that must stay up)."""
+    names = ["postgres"] if settings.database_embedded else []
+    if mlflow_ui and not settings.mlflow_tracking_uri.startswith(("http://", "https://")):
+        names.append("mlflow")
+    if spark_connect and not settings.spark_remote:
+        names.append("spark-connect")
+    return names + [f"airflow-{c}" for c in AIRFLOW_COMPONENTS]
 
 
 def check_running(settings: config.Settings, expected: list[str]) -> None:
@@ -366,7 +389,9 @@ def check_running(settings: config.Settings, expected: list[str]) -> None:
     state = status(settings)
     dead = [name for name in expected if not state.get(name)]
     if dead:
-        logs = ", ".join(str(_log_dir(settings) / f"{name}.log") for name in dead)
+        logs = ", ".join(
+            str(settings.postgres_log if name == "postgres" else _log_dir(settings) / f"{name}.log") for name in dead
+        )
         raise StackError(f"{', '.join(dead)} exited while the stack was in use; see {logs}")
 
 
@@ -429,7 +454,7 @@ def status(settings: config.Settings | None = None) -> dict[str, int | None]:
 def login_banner(settings: config.Settings) -> str:
     return (
         f"Airflow UI: {settings.airflow_url}  login: {ADMIN_USER} / {admin_password(settings)}"
-        f"  (kept in {settings.passwords_file}, mode 0600)\n"
+        f"  (kept in {settings.passwords_file})\n"
         f"MLflow UI:  {settings.mlflow_ui_url}"
     )
 
@@ -455,9 +480,11 @@ def main(argv: list[str] | None = None) -> int:
             print(login_banner(settings))
         else:
             env = airflow_env(settings)
+            import shlex
+
             for key in sorted(k for k in env if k.startswith(("AIRFLOW", "FLYWHEEL", "SPARK", "PYTHONPATH", "MLFLOW"))):
                 if "SECRET" not in key:
-                    print(f"export {key}={env[key]!s}")
+                    print(f"export {key}={shlex.quote(str(env[key]))}")
     except StackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

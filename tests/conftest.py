@@ -8,6 +8,7 @@ and reached over a Unix socket; every home a test makes uses that server (FLYWHE
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -36,10 +37,22 @@ def _start_session_database():
     settings = config.load()  # the session home: its embedded server
     settings.home.mkdir(parents=True, exist_ok=True)
     database.start(settings)
+    # Whatever ends this process (an error below, pytest --help, a usage error) stops the server too;
+    # a normal session stops it in pytest_sessionfinish first.
+    atexit.register(_stop_quietly, settings)
     database.ensure_databases(settings)
     os.environ["FLYWHEEL_DATABASE_URL"] = settings.database_url
     os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = settings.airflow_sql_alchemy_conn
     return settings
+
+
+def _stop_quietly(settings) -> None:
+    from flywheel import database
+
+    try:
+        database.stop(settings)
+    except database.DatabaseError as exc:
+        print(f"warning: the session's PostgreSQL did not stop cleanly: {exc}")
 
 
 _DB_SETTINGS = _start_session_database()
@@ -63,5 +76,7 @@ def pytest_sessionfinish(session, exitstatus):
         # Close Airflow's pooled connections while the server is still up (its atexit hook would
         # roll them back after the server is gone, and print a traceback under the summary).
         sys.modules["airflow.settings"].dispose_orm()
-    database.stop(_DB_SETTINGS)
-    shutil.rmtree(_SESSION_HOME, ignore_errors=True)
+    try:
+        database.stop(_DB_SETTINGS)
+    finally:
+        shutil.rmtree(_SESSION_HOME, ignore_errors=True)

@@ -37,7 +37,8 @@ def external(tmp_path, monkeypatch):
 def test_airflow_and_mlflow_live_in_their_own_databases_on_the_external_server(external):
     settings = external
     assert settings.database_embedded is False
-    assert settings.airflow_sql_alchemy_conn.startswith("postgresql+psycopg2://postgres@127.0.0.1:5432/flywheel_test_")
+    assert settings.airflow_sql_alchemy_conn.startswith("postgresql+psycopg2://")
+    assert settings.airflow_sql_alchemy_conn.endswith(f"/{settings.airflow_database}")
 
     stack.start_database(settings)  # creates the two databases, starts nothing
     assert not settings.postgres_data_dir.exists()

@@ -90,8 +90,8 @@ def test_embedded_postgres_starts_on_a_socket_only_and_stops(tmp_path, monkeypat
     monkeypatch.delenv("FLYWHEEL_DATABASE_URL", raising=False)
     settings = config.load()
     settings.home.mkdir()
+    assert database.start(settings) is True
     try:
-        assert database.start(settings) is True
         assert database.start(settings) is False  # already running: nothing to do
         assert database.is_running(settings)
         assert sorted(database.ensure_databases(settings)) == ["airflow", "mlflow"]
