@@ -80,8 +80,9 @@ def airflow_env(settings: config.Settings | None = None, spark_connect: bool = T
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(config.REPO_ROOT / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            # Two cores: more parallel task processes only thrash (DESIGN.md, known traps).
-            "AIRFLOW__CORE__PARALLELISM": env.get("AIRFLOW__CORE__PARALLELISM", "2"),
+            # Three task processes on two cores: a Spark task mostly waits for the Spark Connect server
+            # and a sensor poke is short, so a third slot keeps the CPUs busy; more only thrashes.
+            "AIRFLOW__CORE__PARALLELISM": env.get("AIRFLOW__CORE__PARALLELISM", "3"),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": settings.airflow_sql_alchemy_conn,
             # Tasks reach MLflow's store (PostgreSQL) directly, the same one the MLflow UI shows.
             "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
