@@ -190,29 +190,31 @@ def connect(settings: config.Settings, database: str | None = None, url: str | N
         raise DatabaseError(f"cannot connect to {where} at {parsed.render_as_string(hide_password=True)}: {exc}") from exc
 
 
-def ensure_databases(settings: config.Settings) -> list[str]:
-    """Create the Airflow and MLflow databases if they are missing; returns the ones created."""
+def ensure_databases(settings: config.Settings, names: list[str] | None = None) -> list[str]:
+    """Create the databases ``names`` (default: the Airflow and MLflow ones) if they are missing;
+    returns the ones created."""
+    import psycopg2
+    from psycopg2 import sql
+
     created = []
     conn = connect(settings)
     try:
         conn.autocommit = True  # CREATE DATABASE cannot run inside a transaction
         with conn.cursor() as cur:
-            for name in (settings.airflow_database, settings.mlflow_database):
+            for name in names or [settings.airflow_database, settings.mlflow_database]:
                 cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-                if cur.fetchone() is None:
-                    import psycopg2
-                    from psycopg2 import sql
-
-                    try:
-                        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-                        created.append(name)
-                    except psycopg2.errors.DuplicateDatabase:
-                        pass  # another `make up` created it a moment ago
-                    except psycopg2.Error as exc:
-                        raise DatabaseError(
-                            f"cannot create database {name!r}: {exc.pgerror or exc}. Create it yourself "
-                            "(CREATE DATABASE ...) or give the user CREATEDB."
-                        ) from exc
+                if cur.fetchone() is not None:
+                    continue
+                try:
+                    cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+                    created.append(name)
+                except psycopg2.errors.DuplicateDatabase:
+                    pass  # another `make up` created it a moment ago
+                except psycopg2.Error as exc:
+                    raise DatabaseError(
+                        f"cannot create database {name!r}: {exc.pgerror or exc}. Create it yourself "
+                        "(CREATE DATABASE ...) or give the user CREATEDB."
+                    ) from exc
     finally:
         conn.close()
     return created

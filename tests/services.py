@@ -32,11 +32,5 @@ def fresh_database(name: str, driver: str = "postgresql") -> str:
 
     settings = config.load()
     database.drop_databases(settings, [name])
-    conn = database.connect(settings)
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        conn.close()
+    database.ensure_databases(settings, [name])
     return config.with_database(settings.database_url, name, driver)
