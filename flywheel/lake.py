@@ -40,6 +40,14 @@ def parse_ds(ds: str | dt.date) -> dt.date:
         raise LakeError(f"partition date {ds!r} is not YYYY-MM-DD") from exc
 
 
+def days_between(first: str | dt.date, last: str | dt.date) -> list[dt.date]:
+    """Every day of ``first..last`` (inclusive), in order; a reversed range is a clear error."""
+    start, end = parse_ds(first), parse_ds(last)
+    if end < start:
+        raise LakeError(f"day range {start}..{end} ends before it starts")
+    return [start + dt.timedelta(days=n) for n in range((end - start).days + 1)]
+
+
 def _root(lake: Path | None) -> Path:
     return lake if lake is not None else config.load().lake
 

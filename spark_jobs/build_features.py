@@ -1,13 +1,15 @@
-"""Build the features partition of one day from the canonical landed tables.
+"""Build the features partitions of one day, or of a range of days in one Spark job.
 
-    spark-submit spark_jobs/build_features.py --ds 2013-01-05 [--lake PATH] [--output-dataset flights]
+    spark-submit spark_jobs/build_features.py --ds 2013-01-05 [--through 2013-01-31] [--lake PATH] [--output-dataset flights]
     python spark_jobs/build_features.py --ds 2013-01-05
 
 Reads only what the landing gate published (``landing/flights/ds=D/canonical/*.parquet``):
-flights, weather, planes and airports of day D, and the canonical flights of the validated
+flights, weather, planes and airports of each day D, and the canonical flights of the validated
 days ``D-28 .. D-1`` for the history features (a missing day there is recorded in the
-manifest, not an error). Writes ``features/<output-dataset>/ds=D/`` atomically: one Parquet
-file sorted by the flight key, plus ``_manifest.json`` with counts and history coverage.
+manifest, not an error). Writes ``features/<output-dataset>/ds=D/`` atomically per day: one
+Parquet file sorted by the flight key, plus ``_manifest.json`` with counts and history coverage.
+A range gives every day exactly the rows a run of that day alone gives (pinned by a test); it
+costs one job instead of one per day.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import shutil
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,9 +70,11 @@ def input_paths(ds: dt.date, lake_root: Path) -> dict[str, Path]:
     return paths
 
 
-def history_window(ds: dt.date, lake_root: Path, days: int = max(features.HISTORY_WINDOWS)) -> History:
+def history_window(
+    ds: dt.date, lake_root: Path, days: int = max(features.HISTORY_WINDOWS), validated: set[dt.date] | None = None
+) -> History:
     """Split ``ds - days .. ds - 1`` into validated days and missing ones."""
-    validated = set(landing.validated_days(lake_root))
+    validated = set(landing.validated_days(lake_root)) if validated is None else validated
     window = [ds - dt.timedelta(days=n) for n in range(days, 0, -1)]
     return History(
         available=tuple(d for d in window if d in validated),
@@ -83,47 +89,93 @@ def run(
     spark: SparkSession | None = None,
 ) -> dict[str, Any]:
     """Build and publish ``features/<output_dataset>/ds=<ds>/``; returns its manifest plus ``path``."""
+    return run_days([lake.parse_ds(ds)], settings, output_dataset, spark)[0]
+
+
+def run_days(
+    days: list[dt.date],
+    settings: config.Settings | None = None,
+    output_dataset: str = features.DATASET,
+    spark: SparkSession | None = None,
+) -> list[dict[str, Any]]:
+    """Build and publish the partitions of ``days`` in one Spark job; returns their manifests
+    (plus ``path``) in date order. Nothing is published unless every day is landed and validated."""
+    from pyspark.sql import functions as F
+
     from spark_jobs import transforms
     from spark_jobs.session import get_spark
 
     started = time.monotonic()
     settings = settings or config.load()
-    day = lake.parse_ds(ds)
+    days = sorted({lake.parse_ds(d) for d in days})
+    if not days:
+        raise FeaturesError("features: no day to build")
     root = settings.lake
-    paths = input_paths(day, root)
-    history = history_window(day, root)
+    paths = {day: input_paths(day, root) for day in days}
+    validated = set(landing.validated_days(root))
+    histories = {day: history_window(day, root, validated=validated) for day in days}
+    past_days = sorted({d for h in histories.values() for d in h.available})
     spark = spark or get_spark("flywheel-build-features", settings)
 
-    tables = {table: spark.read.parquet(str(path)) for table, path in paths.items()}
-    if history.available:
-        past = spark.read.parquet(*[str(landing.canonical_path(d, "flights", root)) for d in history.available])
-    else:
-        past = tables["flights"].limit(0)  # same schema, no rows: every history count is 0
-    df, counts = transforms.build(tables["flights"], past, tables["weather"], tables["planes"], tables["airports"], day)
-    # One file, rows in key order: a rerun writes the same rows in the same order.
-    df = df.coalesce(1).sortWithinPartitions(*features.KEY_COLUMNS)
+    def read(table: str) -> Any:
+        # One scan per table; each row keeps the day of the partition it was read from.
+        frame = spark.read.parquet(*[str(paths[day][table]) for day in days])
+        return frame.withColumn("ds", F.regexp_extract(F.col("_metadata.file_path"), r"/ds=(\d{4}-\d{2}-\d{2})/", 1))
 
-    target = lake.partition_path(ZONE, output_dataset, day, root)
-    with lake.staged_partition(ZONE, output_dataset, day, root) as staging:
-        df.write.mode("overwrite").parquet(str(staging))
-        rows = _written_rows(staging)
-        expected = counts["landed_rows"] - counts["excluded_cancelled"] - counts["excluded_diverted"]
-        if rows != expected:
-            raise FeaturesError(
-                f"features ds={day}: wrote {rows} rows but {expected} flights have a label "
-                f"({counts}); a join duplicated or lost rows. Nothing was published to {target}."
+    tables = {table: read(table) for table in INPUT_TABLES}
+    if past_days:
+        past = spark.read.parquet(*[str(landing.canonical_path(d, "flights", root)) for d in past_days])
+    else:
+        past = tables["flights"].drop("ds").limit(0)  # same schema, no rows: every history count is 0
+    df, counts = transforms.build_days(tables["flights"], past, tables["weather"], tables["planes"], tables["airports"])
+    missing_days = [d.isoformat() for d in days if d.isoformat() not in counts]
+    if missing_days:
+        raise FeaturesError(f"features: the landed flights of {', '.join(missing_days)} have no rows; rerun their landing")
+    # One file per day, rows in key order: a rerun writes the same rows in the same order.
+    df = df.withColumn("_day", F.col("ds")).repartition("_day").sortWithinPartitions("_day", *features.KEY_COLUMNS)
+
+    scratch = lake.dataset_path(ZONE, output_dataset, root) / f".job-{uuid.uuid4().hex}"
+    manifests = []
+    try:
+        df.write.partitionBy("_day").parquet(str(scratch))
+        written = {day: scratch / f"_day={day.isoformat()}" for day in days}
+        # Every day's row count is checked before any day is published.
+        for day in days:
+            rows = _written_rows(written[day]) if written[day].is_dir() else 0
+            day_counts = counts[day.isoformat()]
+            expected = day_counts["landed_rows"] - day_counts["excluded_cancelled"] - day_counts["excluded_diverted"]
+            if rows != expected:
+                raise FeaturesError(
+                    f"features ds={day}: wrote {rows} rows but {expected} flights have a label ({day_counts}); "
+                    f"a join duplicated or lost rows. Nothing was published to "
+                    f"{lake.dataset_path(ZONE, output_dataset, root)}."
+                )
+            history = histories[day]
+            manifests.append(
+                {
+                    "ds": day.isoformat(),
+                    "rows": rows,
+                    **day_counts,
+                    "history_days_available": {str(w): history.available_in(w, day) for w in features.HISTORY_WINDOWS},
+                    "history_days_missing": [d.isoformat() for d in history.missing],
+                    "columns": list(features.COLUMNS),
+                }
             )
-        manifest: dict[str, Any] = {
-            "ds": day.isoformat(),
-            "rows": rows,
-            **counts,
-            "history_days_available": {str(w): history.available_in(w, day) for w in features.HISTORY_WINDOWS},
-            "history_days_missing": [d.isoformat() for d in history.missing],
-            "columns": list(df.columns),
-        }
-        (staging / features.MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-    log.info("features ds=%s: %d rows in %s (%.1f s)", day, rows, target, time.monotonic() - started)
-    return {**manifest, "path": str(target)}
+        for day, manifest in zip(days, manifests, strict=True):
+            with lake.staged_partition(ZONE, output_dataset, day, root) as staging:
+                if manifest["rows"]:
+                    for file in sorted(written[day].glob("*.parquet")):
+                        file.rename(staging / file.name)
+                else:  # no labelled flight: an empty file with the contract's schema
+                    df.where(F.lit(False)).drop("_day").coalesce(1).write.mode("overwrite").parquet(str(staging))
+                    _written_rows(staging)
+                (staging / features.MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+            manifest["path"] = str(lake.partition_path(ZONE, output_dataset, day, root))
+            log.info("features ds=%s: %d rows in %s", day, manifest["rows"], manifest["path"])
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    log.info("features: %d day(s) %s..%s in %.1f s", len(days), days[0], days[-1], time.monotonic() - started)
+    return manifests
 
 
 def _written_rows(folder: Path) -> int:
@@ -141,7 +193,10 @@ def _written_rows(folder: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="spark_jobs/build_features.py", description=__doc__.split("\n")[0])
-    parser.add_argument("--ds", required=True, type=lake.parse_ds, help="the day, YYYY-MM-DD")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--ds", type=lake.parse_ds, help="the day (first day of a range), YYYY-MM-DD")
+    which.add_argument("--days", help="comma-separated days, YYYY-MM-DD,YYYY-MM-DD,... (what a DAG run passes)")
+    parser.add_argument("--through", type=lake.parse_ds, help="last day of a range, YYYY-MM-DD (default: --ds)")
     parser.add_argument("--lake", type=Path, help="lake root (default: FLYWHEEL_LAKE or FLYWHEEL_HOME/lake)")
     parser.add_argument(
         "--output-dataset",
@@ -153,12 +208,23 @@ def main(argv: list[str] | None = None) -> int:
     settings = config.load()
     if args.lake is not None:
         settings = dataclasses.replace(settings, lake=args.lake.expanduser().resolve())
+    if args.days is not None:
+        if args.through is not None:
+            parser.error("--through goes with --ds, not --days")
+        try:
+            days = [lake.parse_ds(d.strip()) for d in args.days.split(",") if d.strip()]
+        except lake.LakeError as exc:
+            parser.error(f"--days: {exc}")
+    else:
+        if args.through is not None and args.through < args.ds:
+            parser.error(f"--through {args.through} is before --ds {args.ds}")
+        days = lake.days_between(args.ds, args.through or args.ds)
     try:
-        manifest = run(args.ds, settings, args.output_dataset)
+        manifests = run_days(days, settings, args.output_dataset)
     except FeaturesError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps(manifest, indent=2, sort_keys=True))
+    print(json.dumps(manifests[0] if len(manifests) == 1 else manifests, indent=2, sort_keys=True))
     return 0
 
 

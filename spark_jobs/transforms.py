@@ -1,7 +1,10 @@
 """Pure DataFrame -> DataFrame steps of the features job (no I/O, no UDFs).
 
 Everything is a Column expression, so the same code runs on a local session and on Spark
-Connect. :func:`build` assembles exactly :data:`flywheel.features.COLUMNS`, in that order.
+Connect. :func:`build_days` assembles exactly :data:`flywheel.features.COLUMNS`, in that order, for
+one day or many at once (a range run): every input row carries the ``ds`` of the partition it was
+read from, and joins and history windows are per ``ds``, so a day's rows are the same whichever
+days are built with it. :func:`build` is the one-day case.
 
 Inputs are the canonical tables of :mod:`flywheel.schema` as Spark reads their Parquet
 (``Int64`` -> long, ``Float64`` -> double, ``string`` -> string).
@@ -11,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -67,15 +69,16 @@ def with_label(df: DataFrame) -> DataFrame:
     return df.withColumn(schema.LABEL, (F.col("arr_delay") >= schema.DELAY_THRESHOLD_MINUTES).cast("int"))
 
 
-def label_and_exclusions(flights: DataFrame) -> tuple[DataFrame, DataFrame]:
-    """Labelled flights, and a one-row frame counting what was landed and what was excluded.
+def label_and_exclusions(flights: DataFrame, by: Sequence[str] = ()) -> tuple[DataFrame, DataFrame]:
+    """Labelled flights, and a frame counting what was landed and what was excluded (one row, or
+    one per value of the ``by`` columns).
 
     A flight without ``arr_delay`` has no label: cancelled when it never departed (no
     ``dep_time``), diverted when it departed but has no arrival delay. So
     ``landed_rows = labelled + excluded_cancelled + excluded_diverted`` always holds.
     """
     unlabelled = F.col("arr_delay").isNull()
-    counts = flights.agg(
+    counts = flights.groupBy(*by).agg(
         F.count(F.lit(1)).alias("landed_rows"),
         F.count(F.when(unlabelled & F.col("dep_time").isNull(), 1)).alias("excluded_cancelled"),
         F.count(F.when(unlabelled & F.col("dep_time").isNotNull(), 1)).alias("excluded_diverted"),
@@ -111,81 +114,124 @@ def dedupe(df: DataFrame, key: Sequence[str]) -> DataFrame:
     return df.withColumn("_rank", rank).where(F.col("_rank") == 1).drop("_rank")
 
 
+def _day_key(df: DataFrame, other: DataFrame) -> list[str]:
+    """``["ds"]`` when both frames carry the partition date: a day's flights join that day's tables only."""
+    return ["ds"] if "ds" in df.columns and "ds" in other.columns else []
+
+
 def join_weather(df: DataFrame, weather: DataFrame) -> DataFrame:
     """Left-join the origin's weather of the scheduled departure hour (flights' ``hour``).
 
     The weather table repeats some local hours (the DST change in November); the duplicates
     are averaged so every flight keeps exactly one row.
     """
-    hourly = weather.groupBy(*WEATHER_KEY).agg(
-        *[F.avg(F.col(c).cast("double")).alias(c) for c in features.WEATHER_FEATURES]
-    )
-    return df.join(hourly, on=list(WEATHER_KEY), how="left")
+    key = _day_key(df, weather) + list(WEATHER_KEY)
+    hourly = weather.groupBy(*key).agg(*[F.avg(F.col(c).cast("double")).alias(c) for c in features.WEATHER_FEATURES])
+    return df.join(hourly, on=key, how="left")
 
 
-def join_planes(df: DataFrame, planes: DataFrame, year: int) -> DataFrame:
-    """Left-join plane facts by ``tailnum``: age in years at ``year``, seats, engines (null when unknown)."""
+def join_planes(df: DataFrame, planes: DataFrame, year: int | None = None) -> DataFrame:
+    """Left-join plane facts by ``tailnum``: age in years at ``year`` (default: the year of each
+    row's ``ds``), seats, engines (null when unknown)."""
+    day = _day_key(df, planes)
     facts = dedupe(
-        planes.select("tailnum", "year", "seats", "engines").where(F.col("tailnum").isNotNull()), ["tailnum"]
+        planes.select(*day, "tailnum", "year", "seats", "engines").where(F.col("tailnum").isNotNull()),
+        [*day, "tailnum"],
     )
+    at = F.lit(year) if year is not None else F.year(F.to_date(F.col("ds")))
     facts = facts.select(
+        *day,
         "tailnum",
-        (F.lit(year) - F.col("year")).alias("plane_age"),
+        (at - F.col("year")).alias("plane_age"),
         F.col("seats").alias("plane_seats"),
         F.col("engines").alias("plane_engines"),
     )
-    return df.join(facts, on="tailnum", how="left")
+    return df.join(facts, on=[*day, "tailnum"], how="left")
 
 
 def join_airports(df: DataFrame, airports: DataFrame) -> DataFrame:
     """Left-join the destination airport's latitude, longitude, altitude and UTC offset."""
-    facts = dedupe(airports.select("faa", "lat", "lon", "alt", "tz").where(F.col("faa").isNotNull()), ["faa"])
+    day = _day_key(df, airports)
+    facts = dedupe(
+        airports.select(*day, "faa", "lat", "lon", "alt", "tz").where(F.col("faa").isNotNull()), [*day, "faa"]
+    )
     facts = facts.select(
+        *day,
         F.col("faa").alias("dest"),
         F.col("lat").alias("dest_lat"),
         F.col("lon").alias("dest_lon"),
         F.col("alt").alias("dest_alt"),
         F.col("tz").alias("dest_tz"),
     )
-    return df.join(facts, on="dest", how="left")
+    return df.join(facts, on=[*day, "dest"], how="left")
 
 
 def history_features(
     day_flights: DataFrame,
     past_flights: DataFrame,
-    ds: str | dt.date,
+    ds: str | dt.date | None = None,
     windows: Iterable[int] = features.HISTORY_WINDOWS,
 ) -> DataFrame:
-    """Add per-entity outcome history of the ``w`` days before ``ds`` (never ``ds`` itself or later).
+    """Add per-entity outcome history of the ``w`` days before each flight's day D (never D or later).
 
-    For each entity in :data:`flywheel.features.HISTORY_ENTITIES` and window ``w``, over past
-    flights with a label and a date in ``[ds - w, ds - 1]``: ``{entity}_flights_{w}d`` (count,
-    0 when none), ``{entity}_delay_rate_{w}d`` and ``{entity}_mean_arr_delay_{w}d`` (null when
-    the count is 0). A flight without a tail number gets count 0 and nulls for ``tailnum``.
+    D is ``ds`` when given, else each row's own ``ds`` column (several days at once). For each
+    entity in :data:`flywheel.features.HISTORY_ENTITIES` and window ``w``, over past flights with
+    a label and a date in ``[D - w, D - 1]``: ``{entity}_flights_{w}d`` (count, 0 when none),
+    ``{entity}_delay_rate_{w}d`` and ``{entity}_mean_arr_delay_{w}d`` (null when the count is 0).
+    A flight without a tail number gets count 0 and nulls for ``tailnum``.
     """
-    day = lake.parse_ds(ds)
     windows = tuple(windows)
-    date = flight_date()
-    # The filter is here, not in the reader, so leakage is impossible whatever the caller passes.
-    past = with_route(with_label(past_flights.where(F.col("arr_delay").isNotNull())))
-    past = past.withColumn("_date", date).where(
-        (F.col("_date") < F.lit(day)) & (F.col("_date") >= F.lit(day - dt.timedelta(days=max(windows))))
-    )
     out = day_flights if "route" in day_flights.columns else with_route(day_flights)
+    target = F.lit(lake.parse_ds(ds)) if ds is not None else F.to_date(F.col("ds"))
+    out = out.withColumn("_target", target)
+    targets = out.select("_target").distinct()
+    # The filter is here, not in the reader, so leakage is impossible whatever the caller passes:
+    # each past flight is paired with the days whose window holds it.
+    past = with_route(with_label(past_flights.where(F.col("arr_delay").isNotNull()))).withColumn("_date", flight_date())
+    past = past.join(
+        F.broadcast(targets),
+        (F.col("_date") < F.col("_target")) & (F.col("_date") >= F.date_sub(F.col("_target"), max(windows))),
+    )
     for entity in features.HISTORY_ENTITIES:
         aggs: list[Column] = []
         for w in windows:
-            inside = F.col("_date") >= F.lit(day - dt.timedelta(days=w))
+            inside = F.col("_date") >= F.date_sub(F.col("_target"), w)
             aggs += [
                 F.count(F.when(inside, 1)).alias(f"{entity}_flights_{w}d"),
                 F.avg(F.when(inside, F.col(schema.LABEL).cast("double"))).alias(f"{entity}_delay_rate_{w}d"),
                 F.avg(F.when(inside, F.col("arr_delay").cast("double"))).alias(f"{entity}_mean_arr_delay_{w}d"),
             ]
-        stats = past.where(F.col(entity).isNotNull()).groupBy(entity).agg(*aggs)
-        out = out.join(stats, on=entity, how="left")
+        stats = past.where(F.col(entity).isNotNull()).groupBy("_target", entity).agg(*aggs)
+        out = out.join(stats, on=["_target", entity], how="left")
         # No past flight for the entity: the count is a true 0, the rate and mean stay unknown.
         out = out.fillna(0, subset=[f"{entity}_flights_{w}d" for w in windows])
-    return out
+    return out.drop("_target")
+
+
+def build_days(
+    flights: DataFrame,
+    past_flights: DataFrame,
+    weather: DataFrame,
+    planes: DataFrame,
+    airports: DataFrame,
+) -> tuple[DataFrame, dict[str, dict[str, int]]]:
+    """The features of every day in ``flights`` (exactly ``features.COLUMNS``) and each day's
+    landed/excluded counts, keyed by ``ds``.
+
+    ``flights``, ``weather``, ``planes`` and ``airports`` carry a ``ds`` column: the day whose
+    partition a row was read from. ``past_flights`` may hold any days; only labelled flights of
+    each day's history windows are used. Collects one small row per day for the counts;
+    everything else stays lazy.
+    """
+    labelled, counts_df = label_and_exclusions(flights, by=["ds"])
+    df = calendar_features(with_route(labelled))
+    df = join_weather(df, weather)
+    df = join_planes(df, planes)
+    df = join_airports(df, airports)
+    df = history_features(df, past_flights, None, features.HISTORY_WINDOWS)
+    out = df.select(*[F.col(c).cast(t).alias(c) for c, t in OUTPUT_TYPES.items()])
+    counts = {row["ds"]: {k: int(v) for k, v in row.asDict().items() if k != "ds"} for row in counts_df.collect()}
+    return out, counts
 
 
 def build(
@@ -196,20 +242,9 @@ def build(
     airports: DataFrame,
     ds: str | dt.date,
 ) -> tuple[DataFrame, dict[str, int]]:
-    """The features of day ``ds`` (exactly ``features.COLUMNS``) and the landed/excluded counts.
-
-    ``past_flights`` may hold any days; only labelled flights of the history windows before
-    ``ds`` are used. Collects one small row for the counts; everything else stays lazy.
-    """
-    day = lake.parse_ds(ds)
-    labelled, counts_df = label_and_exclusions(flights_day)
-    df = with_route(labelled.withColumn("ds", F.lit(day.isoformat())))
-    df = calendar_features(df)
-    df = join_weather(df, weather)
-    df = join_planes(df, planes, day.year)
-    df = join_airports(df, airports)
-    df = history_features(df, past_flights, day, features.HISTORY_WINDOWS)
-    out = df.select(*[F.col(c).cast(t).alias(c) for c, t in OUTPUT_TYPES.items()])
-    row = counts_df.first()
-    counts: dict[str, Any] = row.asDict() if row is not None else {}
-    return out, {k: int(v) for k, v in counts.items()}
+    """The features of day ``ds`` (exactly ``features.COLUMNS``) and its landed/excluded counts:
+    :func:`build_days` with every input read from day ``ds``'s partition."""
+    day = lake.parse_ds(ds).isoformat()
+    tagged = [f.withColumn("ds", F.lit(day)) for f in (flights_day, weather, planes, airports)]
+    out, counts = build_days(tagged[0], past_flights, *tagged[1:])
+    return out, counts.get(day, {"landed_rows": 0, "excluded_cancelled": 0, "excluded_diverted": 0})

@@ -1,7 +1,8 @@
 """Task factories for ``flights_features``: land -> gate -> Spark -> gate -> publish.
 
-Every task is keyed on the run's ``ds`` (never the wall clock), so a rerun or a backfill of a
-day replaces that day's partitions. Task bodies import the heavy libraries (pandas,
+Every task is keyed on the run's days (its ``ds``, or the ``from_ds``/``to_ds`` Params of a range
+run; never the wall clock), so a rerun or a backfill of a day replaces that day's partitions. The
+days go from task to task in XCom with the ones that failed on the way (see ``days.py``). Task bodies import the heavy libraries (pandas,
 great_expectations, pyspark) when they run, never at DAG parse time. A failed gate raises
 ``AirflowFailException``: bad data does not get better with a retry, so the task fails at once
 with the gate's message (the day is already in quarantine/ then).
@@ -9,6 +10,7 @@ with the gate's message (the day is already in quarantine/ then).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from airflow.sdk import PokeReturnValue, task
@@ -16,91 +18,123 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from flywheel import config
 from flywheel.orchestration.assets import FEATURES
+from flywheel.orchestration.days import finish, outcome, run_days
 
 
 @task
-def land(ds: str | None = None) -> dict[str, Any]:
-    """Copy the day from FLYWHEEL_SOURCE into landing/ (replacing an earlier landing of that day)."""
+def land(ds: str | None = None, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Copy the run's day(s) from FLYWHEEL_SOURCE into landing/ (replacing an earlier landing of a day)."""
     from flywheel import landing
 
-    try:
-        manifest = landing.land(ds)
-    except landing.LandingError as exc:
-        where = landing.quarantine_unlandable(ds, str(exc))
-        raise AirflowFailException(f"{exc}\nRecorded in {where}; fix the source and rerun the day.") from exc
-    return {"ds": manifest["ds"], "path": manifest["path"], "files": sorted(manifest["files"])}
+    done, failed = [], {}
+    for day in run_days(ds, params):
+        try:
+            landing.land(day)
+        except landing.LandingError as exc:
+            where = landing.quarantine_unlandable(day, str(exc))
+            failed[day] = f"{exc}\nRecorded in {where}; fix the source and rerun the day."
+        else:
+            done.append(day)
+    return outcome("land", done, failed)
 
 
 @task
-def validate_landing(ds: str | None = None) -> dict[str, Any]:
-    """GX gate on the landed day; on failure the day is in quarantine/ and nothing downstream runs."""
-    from flywheel.validation import GateFailed, validate_landing
+def validate_landing(landed: dict[str, Any]) -> dict[str, Any]:
+    """GX gate on each landed day; a failed day is in quarantine/ and goes no further."""
+    from flywheel.validation import GateFailed, batched_data_docs, validate_landing
 
-    try:
-        return validate_landing(ds)
-    except GateFailed as exc:
-        raise AirflowFailException(str(exc)) from exc
+    done, failed = [], {}
+    with batched_data_docs():
+        for day in landed["days"]:
+            try:
+                validate_landing(day)
+            except GateFailed as exc:
+                failed[day] = str(exc)
+            else:
+                done.append(day)
+    return outcome("validate_landing", done, failed, landed["failed"])
 
 
 @task.sensor(poke_interval=5, timeout=6 * 3600, mode="reschedule")
-def wait_for_history(ds: str | None = None) -> PokeReturnValue:
+def wait_for_history(checked: dict[str, Any]) -> PokeReturnValue:
     """Wait until every day of the 28-day history window has a landing-gate outcome.
 
     This is what lets a backfill run several days at once and still give the rows a sequential
     run gives: day D's history features are built only after D-28..D-1 are validated or
-    quarantined. Reschedule mode: a waiting day holds no worker slot.
+    quarantined. For a range run the window of its first day is enough: the later days' windows
+    hold only that one and the range's own days, which this run has gated. Reschedule mode: a
+    waiting day holds no worker slot.
     """
     from flywheel import features, landing
 
     settings = config.load()
-    pending = landing.pending_history(ds, max(features.HISTORY_WINDOWS), settings.history_start, settings.lake)
+    first = checked["days"][0]
+    pending = landing.pending_history(first, max(features.HISTORY_WINDOWS), settings.history_start, settings.lake)
     if pending:
-        print(f"history of {ds} waits for the landing gate of: {', '.join(d.isoformat() for d in pending)}")
-    return PokeReturnValue(is_done=not pending, xcom_value={"ds": ds, "pending": []})
+        print(f"history of {first} waits for the landing gate of: {', '.join(d.isoformat() for d in pending)}")
+    return PokeReturnValue(is_done=not pending, xcom_value=checked)
 
 
 @task
-def build_features_local(ds: str | None = None) -> dict[str, Any]:
-    """Run spark_jobs/build_features.py in this process (Spark Connect when SPARK_REMOTE is set)."""
-    from flywheel import features
+def build_features_local(checked: dict[str, Any]) -> dict[str, Any]:
+    """Run spark_jobs/build_features.py for the day(s) in this process (Spark Connect when SPARK_REMOTE is set)."""
+    from flywheel import features, lake
     from spark_jobs import build_features
 
-    manifest = build_features.run(ds, output_dataset=features.CANDIDATE_DATASET)
-    return {k: manifest[k] for k in ("ds", "rows", "landed_rows", "excluded_cancelled", "excluded_diverted")}
+    manifests = build_features.run_days(
+        [lake.parse_ds(d) for d in checked["days"]], output_dataset=features.CANDIDATE_DATASET
+    )
+    return {m["ds"]: {k: m[k] for k in ("rows", "landed_rows", "excluded_cancelled", "excluded_diverted")} for m in manifests}
 
 
 @task
-def validate_features(ds: str | None = None) -> dict[str, Any]:
-    """GX gate on the candidate features; publishes them to features/ or quarantines the day."""
-    from flywheel.validation import GateFailed, validate_features
+def validate_features(checked: dict[str, Any]) -> dict[str, Any]:
+    """GX gate on the candidate features of each day; publishes them to features/ or quarantines the day."""
+    from flywheel.validation import GateFailed, batched_data_docs, validate_features
 
-    try:
-        return validate_features(ds)
-    except GateFailed as exc:
-        raise AirflowFailException(str(exc)) from exc
+    done, failed = [], {}
+    with batched_data_docs():
+        for day in checked["days"]:
+            try:
+                validate_features(day)
+            except GateFailed as exc:
+                failed[day] = str(exc)
+            else:
+                done.append(day)
+    return outcome("validate_features", done, failed, checked["failed"])
 
 
 @task(outlets=[FEATURES])
-def publish(ds: str | None = None, outlet_events: Any = None) -> dict[str, Any]:
-    """Emit the features asset event carrying the partition's date, path and row count."""
+def publish(validated: dict[str, Any], outlet_events: Any = None) -> dict[str, Any]:
+    """Emit the features asset event (``extra``: first day ``ds``, every published day, paths and rows);
+    a range run with quarantined days fails here, after its other days are published."""
     from flywheel import features, lake
 
-    path = lake.partition_path("features", features.DATASET, ds)
-    if not path.is_dir():
-        raise AirflowFailException(f"features partition {path} is missing after its gate passed; rerun the day")
-    manifest = features.read_manifest(path)
-    extra = {"ds": ds, "path": str(path), "rows": manifest["rows"]}
+    rows, paths = {}, {}
+    for day in validated["days"]:
+        path = lake.partition_path("features", features.DATASET, day)
+        if not path.is_dir():
+            raise AirflowFailException(f"features partition {path} is missing after its gate passed; rerun the day")
+        rows[day], paths[day] = features.read_manifest(path)["rows"], str(path)
+    first = validated["days"][0]
+    extra = {"ds": first, "path": paths[first], "rows": rows[first]}
+    if len(rows) > 1:
+        extra.update(days=list(rows), rows=sum(rows.values()), rows_by_day=rows, path=str(Path(paths[first]).parent))
+    finish("flights_features", validated)
     outlet_events[FEATURES].extra = extra
     return extra
 
 
-def build_features() -> Any:
+def build_features(checked: Any) -> Any:
     """The Spark step: in-process locally, a pod running the same CLI on Kubernetes."""
     if config.load().execution == "kubernetes":
         from flywheel.orchestration.kubernetes import spark_pod
 
-        return spark_pod(
+        days = "{{ ti.xcom_pull(task_ids='wait_for_history')['days'] | join(',') }}"
+        pod = spark_pod(
             task_id="build_features",
-            arguments=["spark_jobs/build_features.py", "--ds", "{{ ds }}", "--output-dataset", "flights_candidate"],
+            arguments=["spark_jobs/build_features.py", "--days", days, "--output-dataset", "flights_candidate"],
         )
-    return build_features_local.override(task_id="build_features")()
+        checked >> pod
+        return pod
+    return build_features_local.override(task_id="build_features")(checked)

@@ -8,9 +8,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from flywheel.validation.gates import GateFailed, get_context, validate_features, validate_landing
+    from flywheel.validation.gates import (
+        GateFailed,
+        batched_data_docs,
+        get_context,
+        validate_features,
+        validate_landing,
+    )
 
-__all__ = ["GateFailed", "get_context", "validate_features", "validate_landing"]
+__all__ = ["GateFailed", "batched_data_docs", "get_context", "validate_features", "validate_landing"]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,0 +1,81 @@
+"""The days a run of a daily DAG works on, and how a run over several days reports its failures.
+
+A scheduled run, or a backfill's run, works on its logical date. A *range run* works on the days
+``from_ds..to_ds`` given in its Params (trigger the DAG with them, with or without a logical
+date): one run, one Spark job and one Data Docs build for many days, with exactly the rows the
+day-by-day runs give. A range run does every day it can: a day that fails a gate is quarantined
+as in a daily run and the other days go on; the run's last task then fails, naming those days.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import Param
+from airflow.sdk.exceptions import AirflowFailException
+
+from flywheel import lake
+
+
+def range_params() -> dict[str, Param]:
+    """The Params of a daily DAG that let one manual run cover a range of days."""
+    return {
+        "from_ds": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            title="From (range run)",
+            description="First day of a range run, YYYY-MM-DD. Empty: the run works on its logical date only.",
+        ),
+        "to_ds": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            title="Through (range run)",
+            description="Last day of a range run, inclusive (default: From).",
+        ),
+    }
+
+
+def run_days(ds: str | None, params: dict[str, Any] | None) -> list[str]:
+    """``from_ds..to_ds`` when the run has them, else ``[ds]``; a run with neither is an error."""
+    params = params or {}
+    first, last = params.get("from_ds"), params.get("to_ds")
+    if not first and last:
+        raise AirflowFailException(f"to_ds={last} without from_ds: give the first day of the range too")
+    if first:
+        try:
+            return [d.isoformat() for d in lake.days_between(first, last or first)]
+        except lake.LakeError as exc:
+            raise AirflowFailException(f"range run from_ds={first} to_ds={last}: {exc}") from exc
+    if not ds:
+        raise AirflowFailException(
+            "this run has no logical date and no from_ds/to_ds Params: trigger it with a logical date "
+            "(one day) or with from_ds and to_ds (a range)"
+        )
+    return [ds]
+
+
+def outcome(task: str, done: list[str], failed: dict[str, str], earlier: dict[str, str] | None = None) -> dict[str, Any]:
+    """What a task passes on: the days that went through it, and every day that failed so far.
+
+    Nothing went through (a one-day run whose day failed, or a range where every day did): the
+    task fails with the reasons, as a daily run always has.
+    """
+    failed = {**(earlier or {}), **failed}
+    if not done:
+        raise AirflowFailException(
+            f"{task}: no day left to work on.\n" + "\n".join(f"ds={d}: {why}" for d, why in sorted(failed.items()))
+        )
+    return {"days": sorted(done), "failed": failed}
+
+
+def finish(task: str, result: dict[str, Any]) -> None:
+    """The last task of a range run: fail, naming the days that did not make it, once the others are done."""
+    failed = result.get("failed") or {}
+    if failed:
+        lines = "\n".join(f"ds={d}: {why}" for d, why in sorted(failed.items()))
+        raise AirflowFailException(
+            f"{task}: {len(result['days'])} day(s) done ({', '.join(result['days'])}); "
+            f"{len(failed)} failed and were not done:\n{lines}"
+        )
