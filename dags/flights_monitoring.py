@@ -14,6 +14,11 @@ wait_for_predictions -> monitor -> decide -> drift_detected (emits the `drift` a
 writes the day's row of the monitoring history (`monitoring/daily/ds=D/`). The drift policy
 (`flywheel/drift/policy.py`) decides; days run in date order (`max_active_runs=1`) because the
 policy counts consecutive drifting days.
+
+A **range run** (*Trigger* with the Params `from_ds` and `to_ds`) monitors those days in date order
+in one task. If the policy calls drift on any of them the run emits one `drift` event, with the
+evidence of the first drift day (the day a daily schedule would have retrained on) and
+`drift_days` listing all of them.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 from airflow.sdk import dag
 
 from flywheel.orchestration import monitoring as t
+from flywheel.orchestration.days import range_params
 from flywheel.orchestration.defaults import DEFAULT_ARGS, END_2013, START_2013
 
 
@@ -33,11 +39,11 @@ from flywheel.orchestration.defaults import DEFAULT_ARGS, END_2013, START_2013
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     doc_md=__doc__,
+    params=range_params(),
     tags=["flywheel", "monitoring", "evidently"],
 )
 def flights_monitoring():
-    result = t.monitor()
-    t.wait_for_predictions() >> result
+    result = t.monitor(t.wait_for_predictions())
     t.decide(result) >> [t.drift_detected(result), t.no_drift(result)]
 
 

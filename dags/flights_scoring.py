@@ -12,6 +12,10 @@ wait_for_features -> score -> (asset event flights_predictions, extra = {ds, pat
 Writes `predictions/flights/ds=D/` atomically: the flight key, `probability`, `decision`
 (probability >= the champion's `decision_threshold`), `model_name`, `model_version`,
 `model_run_id` and the label when known. A rerun replaces the partition with the same rows.
+
+A **range run** (*Trigger* with the Params `from_ds` and `to_ds`) scores all those days with one
+champion, resolved and loaded once; a quarantined day is left out and the run fails at `score`,
+naming it, after the other days are scored.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 from airflow.sdk import dag
 
 from flywheel.orchestration import scoring as t
+from flywheel.orchestration.days import range_params
 from flywheel.orchestration.defaults import DEFAULT_ARGS, END_2013, START_2013
 
 
@@ -31,10 +36,11 @@ from flywheel.orchestration.defaults import DEFAULT_ARGS, END_2013, START_2013
     max_active_runs=2,
     default_args=DEFAULT_ARGS,
     doc_md=__doc__,
+    params=range_params(),
     tags=["flywheel", "scoring", "mlflow"],
 )
 def flights_scoring():
-    t.wait_for_features() >> t.score()
+    t.score(t.wait_for_features())
 
 
 flights_scoring()

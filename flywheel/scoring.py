@@ -81,6 +81,12 @@ def predictions_frame(
 
 def score_partition(ds: str | dt.date, settings: config.Settings | None = None) -> dict[str, Any]:
     """Score ``features/flights/ds=D`` with the current champion; returns the manifest plus the path."""
+    return score_days([ds], settings)[0]
+
+
+def score_days(days: list[str | dt.date], settings: config.Settings | None = None) -> list[dict[str, Any]]:
+    """Score each day's features partition with the champion, resolved (and loaded) once for all of
+    them; returns the manifests plus paths in date order. Every day is checked before any is written."""
     from flywheel.registry.client import (
         CHAMPION,
         RegistryError,
@@ -93,55 +99,67 @@ def score_partition(ds: str | dt.date, settings: config.Settings | None = None) 
     from flywheel.training.model import predict_proba
 
     settings = settings or config.load()
-    day = lake.parse_ds(ds)
-    source = lake.partition_path(FEATURES_ZONE, features.DATASET, day, settings.lake)
-    if not source.is_dir():
-        raise ScoringError(
-            f"cannot score ds={day}: features partition {source} does not exist. "
-            "Run the flights_features DAG for that day first."
-        )
-    frame = lake.read_frame(FEATURES_ZONE, features.DATASET, day, settings.lake)
-    if frame.empty:
-        raise ScoringError(f"cannot score ds={day}: features partition {source} has no rows; rebuild it")
+    dates = sorted({lake.parse_ds(d) for d in days})
+    what = f"ds={dates[0]}" if len(dates) == 1 else f"ds={dates[0]}..{dates[-1]}"
+    frames = {}
+    for day in dates:
+        source = lake.partition_path(FEATURES_ZONE, features.DATASET, day, settings.lake)
+        if not source.is_dir():
+            raise ScoringError(
+                f"cannot score ds={day}: features partition {source} does not exist. "
+                "Run the flights_features DAG for that day first."
+            )
+        frames[day] = lake.read_frame(FEATURES_ZONE, features.DATASET, day, settings.lake)
+        if frames[day].empty:
+            raise ScoringError(f"cannot score ds={day}: features partition {source} has no rows; rebuild it")
 
     client = connect(settings)
     name = settings.model_name
     version = alias_version(client, name, CHAMPION)
     if version is None:
         raise ScoringError(
-            f"cannot score ds={day}: no champion yet: registered model {name!r} has no {CHAMPION!r} alias. "
+            f"cannot score {what}: no champion yet: registered model {name!r} has no {CHAMPION!r} alias. "
             "Run flights_training first."
         )
     mv = get_version(client, name, version)
     try:
         threshold = decision_threshold(mv)
     except RegistryError as exc:
-        raise ScoringError(f"cannot score ds={day} with {name} v{version}: {exc}") from exc
+        raise ScoringError(f"cannot score {what} with {name} v{version}: {exc}") from exc
     model = load_model(name, version)
 
-    probability = predict_proba(model, frame)
-    rows = predictions_frame(frame, probability, threshold, name, version, mv.run_id or "")
-    manifest = {
-        "ds": day.isoformat(),
-        "model_name": name,
-        "model_version": int(version),
-        "model_run_id": mv.run_id or "",
-        "decision_threshold": threshold,
-        "features_partition": f"{FEATURES_ZONE}/{features.DATASET}/ds={day.isoformat()}",
-        "rows": len(rows),
-        "positives": int(rows["decision"].sum()),
-        "mean_probability": round(float(rows["probability"].mean()), 6) if len(rows) else None,
-        "labelled_rows": int(rows[schema.LABEL].notna().sum()),
-    }
-    path = lake.write_frame(rows, ZONE, DATASET, day, settings.lake, extra_files={MANIFEST: manifest})
-    return {**manifest, "path": str(path)}
+    out = []
+    for day, frame in frames.items():
+        probability = predict_proba(model, frame)
+        rows = predictions_frame(frame, probability, threshold, name, version, mv.run_id or "")
+        manifest = {
+            "ds": day.isoformat(),
+            "model_name": name,
+            "model_version": int(version),
+            "model_run_id": mv.run_id or "",
+            "decision_threshold": threshold,
+            "features_partition": f"{FEATURES_ZONE}/{features.DATASET}/ds={day.isoformat()}",
+            "rows": len(rows),
+            "positives": int(rows["decision"].sum()),
+            "mean_probability": round(float(rows["probability"].mean()), 6) if len(rows) else None,
+            "labelled_rows": int(rows[schema.LABEL].notna().sum()),
+        }
+        path = lake.write_frame(rows, ZONE, DATASET, day, settings.lake, extra_files={MANIFEST: manifest})
+        out.append({**manifest, "path": str(path)})
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m flywheel.scoring", description=__doc__.split("\n")[0])
     parser.add_argument("--ds", required=True, type=lake.parse_ds, help="the features partition to score, YYYY-MM-DD")
+    parser.add_argument("--through", type=lake.parse_ds, help="score every day of --ds..--through (default: --ds)")
     args = parser.parse_args(argv)
-    print(json.dumps(score_partition(args.ds), indent=2))
+    try:
+        manifests = score_days(lake.days_between(args.ds, args.through or args.ds))
+    except (ScoringError, lake.LakeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(manifests[0] if len(manifests) == 1 else manifests, indent=2))
     return 0
 
 

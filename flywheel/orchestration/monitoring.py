@@ -15,53 +15,87 @@ from airflow.sdk import PokeReturnValue, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from flywheel.orchestration.assets import DRIFT
+from flywheel.orchestration.days import finish, outcome, run_days
 
 
 @task.sensor(poke_interval=10, timeout=dt.timedelta(hours=12).total_seconds(), mode="reschedule")
-def wait_for_predictions(ds: str | None = None) -> PokeReturnValue:
-    """The day's predictions partition is published by flights_scoring; a quarantined day fails at once."""
+def wait_for_predictions(ds: str | None = None, params: dict[str, Any] | None = None) -> PokeReturnValue:
+    """Every day of the run has its predictions published by flights_scoring; a quarantined day
+    fails a one-day run at once, and is left out of a range run (whose last task then fails)."""
     from flywheel import lake, landing
 
-    path = lake.partition_path("predictions", "flights", ds)
-    if not path.is_dir() and lake.exists("quarantine", landing.DATASET, ds):
-        raise AirflowFailException(
-            f"ds={ds} is in quarantine ({lake.partition_path('quarantine', landing.DATASET, ds)}): it will not be "
-            "scored. Fix the day, rerun flights_features and flights_scoring for it, then clear this run."
-        )
-    return PokeReturnValue(is_done=path.is_dir(), xcom_value={"ds": ds, "path": str(path)})
+    ready, failed, waiting = [], {}, []
+    for day in run_days(ds, params):
+        if lake.exists("predictions", "flights", day):
+            ready.append(day)
+        elif lake.exists("quarantine", landing.DATASET, day):
+            failed[day] = (
+                f"in quarantine ({lake.partition_path('quarantine', landing.DATASET, day)}): it will not be scored. "
+                "Fix the day, rerun flights_features and flights_scoring for it, then clear this run."
+            )
+        else:
+            waiting.append(day)
+    if waiting:
+        print(f"waiting for the predictions of {', '.join(waiting)}")
+        return PokeReturnValue(is_done=False)
+    return PokeReturnValue(is_done=True, xcom_value=outcome("wait_for_predictions", ready, failed))
 
 
 @task
-def monitor(ds: str | None = None) -> dict[str, Any]:
-    """Evidently report (data drift, prediction drift, quality) for the day, saved and logged; policy applied."""
+def monitor(ready: dict[str, Any]) -> dict[str, Any]:
+    """Evidently report (data drift, prediction drift, quality) for each day in date order, saved and
+    logged, the policy applied; returns each day's history row, the policy's evidence and the paths."""
     from flywheel.drift.monitor import DriftError, monitor_day
 
-    try:
-        return monitor_day(ds)
-    except DriftError as exc:
-        raise AirflowFailException(str(exc)) from exc
+    done, failed, results = [], {}, []
+    for day in ready["days"]:  # in order: the policy counts consecutive drifting days
+        try:
+            result = monitor_day(day)
+        except DriftError as exc:
+            failed[day] = str(exc)
+            print(f"ds={day}: {exc}")
+            continue
+        done.append(day)
+        results.append({k: result[k] for k in ("row", "evidence", "paths")})
+    return {**outcome("monitor", done, failed, ready["failed"]), "results": results}
+
+
+def _drift_days(result: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for r in result["results"] if r["row"]["decision"] == "drift"]
 
 
 @task.branch
 def decide(result: dict[str, Any]) -> str:
-    """The policy's decision, as the branch the run takes (visible in the grid)."""
-    return "drift_detected" if result["row"]["decision"] == "drift" else "no_drift"
+    """The policy's decision, as the branch the run takes (visible in the grid): drift if it called
+    drift on any day of the run."""
+    return "drift_detected" if _drift_days(result) else "no_drift"
 
 
 @task(outlets=[DRIFT])
 def drift_detected(result: dict[str, Any], outlet_events: Any = None) -> dict[str, Any]:
-    """Emit the ``drift`` asset event carrying the evidence; the scheduler starts flights_retraining."""
-    evidence = {**result["evidence"], "report_path": result["paths"]["report"], "metrics_path": result["paths"]["metrics"]}
+    """Emit the ``drift`` asset event carrying the evidence; the scheduler starts flights_retraining.
+
+    One event per run, with the evidence of the first day the policy called drift (the day a daily
+    schedule would have retrained on); ``drift_days`` lists every drift day of a range run, which
+    the retraining guard's cooldown covers.
+    """
+    drifted = _drift_days(result)
+    first = drifted[0]
+    evidence = {**first["evidence"], "report_path": first["paths"]["report"], "metrics_path": first["paths"]["metrics"]}
+    if len(result["days"]) > 1:
+        evidence["drift_days"] = [r["row"]["ds"] for r in drifted]
+    finish("flights_monitoring", result)
     outlet_events[DRIFT].extra = evidence
     print(f"drift on {evidence['ds']}: {evidence.get('reasons')}")
     return evidence
 
 
 @task
-def no_drift(result: dict[str, Any]) -> dict[str, Any]:
+def no_drift(result: dict[str, Any]) -> list[dict[str, Any]]:
     """Nothing to do: the policy did not call drift (the reasons are in the monitoring history)."""
-    row = result["row"]
-    return {k: row[k] for k in ("ds", "decision", "streak", "fired", "drift_share", "roc_auc")}
+    finish("flights_monitoring", result)
+    keys = ("ds", "decision", "streak", "fired", "drift_share", "roc_auc")
+    return [{k: r["row"][k] for k in keys} for r in result["results"]]
 
 
 @task

@@ -9,31 +9,44 @@ from airflow.sdk import PokeReturnValue, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from flywheel.orchestration.assets import PREDICTIONS
+from flywheel.orchestration.days import finish, outcome, run_days
 
 
 @task.sensor(poke_interval=10, timeout=dt.timedelta(hours=12).total_seconds(), mode="reschedule")
-def wait_for_features(ds: str | None = None) -> PokeReturnValue:
-    """The day's features partition is published (its gate passed); a quarantined day fails at once."""
+def wait_for_features(ds: str | None = None, params: dict[str, Any] | None = None) -> PokeReturnValue:
+    """Every day of the run has its features partition published (its gate passed); a quarantined
+    day fails a one-day run at once, and is left out of a range run (whose last task then fails)."""
     from flywheel import features, lake, landing
 
-    path = lake.partition_path("features", features.DATASET, ds)
-    if not path.is_dir() and lake.exists("quarantine", landing.DATASET, ds):
-        raise AirflowFailException(
-            f"ds={ds} is in quarantine ({lake.partition_path('quarantine', landing.DATASET, ds)}): its features "
-            "will not be published. Fix the day and rerun flights_features for it, then clear this run."
-        )
-    return PokeReturnValue(is_done=path.is_dir(), xcom_value={"ds": ds, "path": str(path)})
+    ready, failed, waiting = [], {}, []
+    for day in run_days(ds, params):
+        if lake.exists("features", features.DATASET, day):
+            ready.append(day)
+        elif lake.exists("quarantine", landing.DATASET, day):
+            failed[day] = (
+                f"in quarantine ({lake.partition_path('quarantine', landing.DATASET, day)}): its features will not be "
+                "published. Fix the day and rerun flights_features for it, then clear this run."
+            )
+        else:
+            waiting.append(day)
+    if waiting:
+        print(f"waiting for the features of {', '.join(waiting)}")
+        return PokeReturnValue(is_done=False)
+    return PokeReturnValue(is_done=True, xcom_value=outcome("wait_for_features", ready, failed))
 
 
 @task(outlets=[PREDICTIONS])
-def score(ds: str | None = None, outlet_events: Any = None) -> dict[str, Any]:
-    """Score the day with the champion (resolved now) into predictions/flights/ds=D."""
-    from flywheel.scoring import ScoringError, score_partition
+def score(ready: dict[str, Any], outlet_events: Any = None) -> dict[str, Any]:
+    """Score the day(s) with the champion (resolved now, once) into predictions/flights/ds=D."""
+    from flywheel.scoring import ScoringError, score_days
 
     try:
-        result = score_partition(ds)
+        results = score_days(ready["days"])
     except ScoringError as exc:
         raise AirflowFailException(str(exc)) from exc
-    extra = {k: result[k] for k in ("ds", "path", "rows", "model_version")}
+    finish("flights_scoring", ready)
+    extra = {k: results[0][k] for k in ("ds", "path", "rows", "model_version")}
+    if len(results) > 1:
+        extra.update(days=[r["ds"] for r in results], rows=sum(r["rows"] for r in results))
     outlet_events[PREDICTIONS].extra = extra
-    return result
+    return results[0] if len(results) == 1 else {**extra, "results": results}
