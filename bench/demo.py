@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 PHASES = (
     ("stack up", re.compile(r"stack up")),
-    ("feature backfill (first window)", re.compile(r"flights_features: (\d+)/\1\b")),
+    ("features of the first window", re.compile(r"flights_features: success")),
     ("first training", re.compile(r"flights_training: success")),
     ("first drift event", re.compile(r"drift policy fired")),
     ("retraining decided", re.compile(r"retraining as of")),

@@ -45,10 +45,7 @@ from flywheel.orchestration.defaults import DEFAULT_ARGS, END_2013, START_2013
 )
 def flights_features():
     history = t.wait_for_history(t.validate_landing(t.land()))
-    built = t.build_features(history)
-    validated = t.validate_features(history)
-    built >> validated
-    t.publish(validated)
+    t.publish(t.build_and_validate(history))
 
 
 flights_features()

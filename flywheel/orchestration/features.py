@@ -84,7 +84,8 @@ def build_features_local(checked: dict[str, Any]) -> dict[str, Any]:
     manifests = build_features.run_days(
         [lake.parse_ds(d) for d in checked["days"]], output_dataset=features.CANDIDATE_DATASET
     )
-    return {m["ds"]: {k: m[k] for k in ("rows", "landed_rows", "excluded_cancelled", "excluded_diverted")} for m in manifests}
+    keys = ("rows", "landed_rows", "excluded_cancelled", "excluded_diverted")
+    return {**checked, "built": {m["ds"]: {k: m[k] for k in keys} for m in manifests}}
 
 
 @task
@@ -125,8 +126,9 @@ def publish(validated: dict[str, Any], outlet_events: Any = None) -> dict[str, A
     return extra
 
 
-def build_features(checked: Any) -> Any:
-    """The Spark step: in-process locally, a pod running the same CLI on Kubernetes."""
+def build_and_validate(history: Any) -> Any:
+    """``build_features`` (the Spark step: in-process locally, a pod running the same CLI on
+    Kubernetes), then ``validate_features``; returns the gate's output (days and failures)."""
     if config.load().execution == "kubernetes":
         from flywheel.orchestration.kubernetes import spark_pod
 
@@ -135,6 +137,7 @@ def build_features(checked: Any) -> Any:
             task_id="build_features",
             arguments=["spark_jobs/build_features.py", "--days", days, "--output-dataset", "flights_candidate"],
         )
-        checked >> pod
-        return pod
-    return build_features_local.override(task_id="build_features")(checked)
+        gate = validate_features(history)  # a pod returns no XCom: the gate takes the sensor's
+        history >> pod >> gate
+        return gate
+    return validate_features(build_features_local.override(task_id="build_features")(history))

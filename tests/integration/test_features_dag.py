@@ -111,3 +111,40 @@ def test_a_corrupt_day_is_quarantined_and_the_next_day_still_succeeds(airflow_db
     assert not lake.exists("landing", landing.DATASET, bad_day, settings.lake)
     assert lake.list_partitions("features", features.DATASET, settings.lake) == [dt.date(2013, 1, 3), dt.date(2013, 1, 5)]
     assert _asset_events("2013-01-04") == []
+
+
+def test_a_range_run_publishes_every_good_day_and_fails_naming_the_bad_one(airflow_db, tmp_path, monkeypatch):
+    """One run over four days (the from_ds/to_ds Params), the second one corrupt: three days are
+    published by one Spark job, the corrupt one is quarantined, and the run ends failed at publish."""
+    source = tmp_path / "source"
+    landing.export_source(source, dt.date(2013, 1, 3), dt.date(2013, 1, 6), fmt="csv")
+    bad = source / "flights" / "2013-01-04.csv"
+    bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2] + b'\n2013,1,4,"unterminated')
+    monkeypatch.setenv("FLYWHEEL_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("FLYWHEEL_SOURCE", str(source))
+    monkeypatch.setenv("FLYWHEEL_HISTORY_START", "2013-01-03")
+    settings = config.load()
+
+    run = _dag().test(
+        logical_date=pendulum.datetime(2013, 1, 6, 12, tz="UTC"),
+        run_conf={"from_ds": "2013-01-03", "to_ds": "2013-01-06"},
+    )
+    assert run.state == "failed"
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert states == {
+        "land": "success",
+        "validate_landing": "success",
+        "wait_for_history": "success",
+        "build_features": "success",
+        "validate_features": "success",
+        "publish": "failed",
+    }
+    good = [dt.date(2013, 1, 3), dt.date(2013, 1, 5), dt.date(2013, 1, 6)]
+    assert lake.list_partitions("features", features.DATASET, settings.lake) == good
+    assert lake.exists("quarantine", landing.DATASET, dt.date(2013, 1, 4), settings.lake)
+    for day in good:
+        assert len(lake.read_frame("features", features.DATASET, day, settings.lake)) == _labelled_rows(day)
+    # The days after the bad one know it is missing from their history.
+    manifest = features.read_manifest(lake.partition_path("features", features.DATASET, "2013-01-05", settings.lake))
+    assert "2013-01-04" in manifest["history_days_missing"]
+    assert manifest["history_days_available"]["7"] == 1

@@ -458,3 +458,37 @@ def test_cli_main_writes_the_partition_and_reports_a_missing_day(
     assert printed["path"] == str(lake.partition_path("features", "cli", "2013-01-02", real_lake.lake))
     assert build_features.main(["--ds", "2013-01-02", "--lake", str(tmp_path / "empty")]) == 1
     assert "validate_landing" in capsys.readouterr().err
+
+
+def test_a_range_gives_every_day_exactly_the_rows_of_its_own_run(real_lake: config.Settings) -> None:
+    """A range run (one Spark job for many days) publishes, for each day, the rows and manifest a
+    run of that day alone publishes: same values, same order, same history coverage."""
+    ranged = build_features.run_days(REAL_DAYS, output_dataset="ranged")
+    assert [m["ds"] for m in ranged] == [d.isoformat() for d in REAL_DAYS]
+    for day, manifest in zip(REAL_DAYS, ranged, strict=True):
+        alone = build_features.run(day, output_dataset="alone")
+        assert {k: v for k, v in manifest.items() if k != "path"} == {k: v for k, v in alone.items() if k != "path"}
+        got = lake.read_frame("features", "ranged", day, real_lake.lake)
+        want = lake.read_frame("features", "alone", day, real_lake.lake)
+        pd.testing.assert_frame_equal(got, want)
+        assert len(list(Path(manifest["path"]).glob("*.parquet"))) == 1
+        # The later days' history uses the earlier days of the same range.
+        assert manifest["history_days_available"]["28"] == REAL_DAYS.index(day)
+    assert [p.name for p in lake.dataset_path("features", "ranged", real_lake.lake).iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_range_with_a_day_not_validated_publishes_nothing(real_lake: config.Settings) -> None:
+    days = [dt.date(2013, 1, 2), dt.date(2013, 1, 3), dt.date(2013, 1, 5)]
+    with pytest.raises(build_features.FeaturesError, match=r"features ds=2013-01-05: the day is not landed"):
+        build_features.run_days(days, output_dataset="gappy")
+    assert not lake.dataset_path("features", "gappy", real_lake.lake).exists()
+
+
+def test_cli_builds_a_range(real_lake: config.Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--ds", "2013-01-01", "--through", "2013-01-03", "--lake", str(real_lake.lake), "--output-dataset", "cli_range"]
+    assert build_features.main(argv) == 0
+    assert [m["ds"] for m in json.loads(capsys.readouterr().out)] == ["2013-01-01", "2013-01-02", "2013-01-03"]
+    assert build_features.main(["--days", "2013-01-03,2013-01-02", "--lake", str(real_lake.lake)]) == 0
+    assert [m["ds"] for m in json.loads(capsys.readouterr().out)] == ["2013-01-02", "2013-01-03"]
+    with pytest.raises(SystemExit):
+        build_features.main(["--ds", "2013-01-03", "--through", "2013-01-01"])

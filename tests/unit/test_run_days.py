@@ -1,0 +1,57 @@
+"""Which days a run of a daily DAG works on, and how a range run carries its failures (pure logic)."""
+
+from __future__ import annotations
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from flywheel.orchestration.days import finish, outcome, range_params, run_days
+
+
+def test_a_run_works_on_its_logical_date_unless_it_has_a_range() -> None:
+    assert run_days("2013-01-05", {"from_ds": None, "to_ds": None}) == ["2013-01-05"]
+    assert run_days("2013-01-05", None) == ["2013-01-05"]
+    assert run_days(None, {"from_ds": "2013-01-30", "to_ds": "2013-02-02"}) == [
+        "2013-01-30",
+        "2013-01-31",
+        "2013-02-01",
+        "2013-02-02",
+    ]
+    # The Params win over the logical date; to_ds defaults to from_ds.
+    assert run_days("2013-01-05", {"from_ds": "2013-03-01", "to_ds": None}) == ["2013-03-01"]
+
+
+@pytest.mark.parametrize(
+    ("ds", "params", "message"),
+    [
+        (None, {}, r"no logical date and no from_ds/to_ds"),
+        (None, {"to_ds": "2013-01-02"}, r"to_ds=2013-01-02 without from_ds"),
+        (None, {"from_ds": "2013-01-05", "to_ds": "2013-01-02"}, r"2013-01-05\.\.2013-01-02 ends before it starts"),
+        (None, {"from_ds": "2013-13-01"}, r"'2013-13-01' is not YYYY-MM-DD"),
+    ],
+)
+def test_a_bad_range_is_a_clear_failure(ds: str | None, params: dict[str, str], message: str) -> None:
+    with pytest.raises(AirflowFailException, match=message):
+        run_days(ds, params)
+
+
+def test_failures_travel_with_the_days_and_fail_the_last_task() -> None:
+    landed = outcome("land", ["2013-01-02", "2013-01-01"], {"2013-01-03": "no flights file"})
+    assert landed == {"days": ["2013-01-01", "2013-01-02"], "failed": {"2013-01-03": "no flights file"}}
+    gated = outcome("validate_landing", ["2013-01-01"], {"2013-01-02": "gate failed"}, landed["failed"])
+    assert gated["failed"] == {"2013-01-02": "gate failed", "2013-01-03": "no flights file"}
+    with pytest.raises(AirflowFailException, match=r"1 day\(s\) done \(2013-01-01\); 2 failed") as err:
+        finish("flights_features", gated)
+    assert "ds=2013-01-03: no flights file" in str(err.value)
+    finish("flights_features", {"days": ["2013-01-01"], "failed": {}})  # nothing failed: nothing raised
+
+
+def test_a_task_with_no_day_left_fails_with_every_reason() -> None:
+    with pytest.raises(AirflowFailException, match=r"validate_landing: no day left[\s\S]*ds=2013-01-01: gate failed"):
+        outcome("validate_landing", [], {"2013-01-01": "gate failed"})
+
+
+def test_the_range_params_are_optional_dates() -> None:
+    params = range_params()
+    assert set(params) == {"from_ds", "to_ds"}
+    assert all(p.value is None and p.schema["format"] == "date" for p in params.values())
