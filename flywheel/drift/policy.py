@@ -243,59 +243,84 @@ def decide(history_rows: Iterable[Mapping[str, Any]], today: DaySignal, settings
 def retraining_guard(
     events: Iterable[Mapping[str, Any]], promotions: Iterable[Mapping[str, Any]], settings: Settings
 ) -> GuardDecision:
-    """One retraining per cooldown window, as of the latest drift date of ``events``.
+    """One retraining per cooldown window, as of the first drift date of ``events`` outside the cooldown.
 
-    ``events`` are drift events' extras (each with ``ds``); ``promotions`` are promotion history
-    records (``as_of``, ``decision``, ``source``). Skipped, with the reason, when within
-    ``retrain_cooldown_days`` before the as-of date (or on/after it: a monitoring backfill of old
-    days must not retrain over a newer model)
+    ``events`` are drift events' extras (each with ``ds``, and ``drift_days`` when a range run of
+    flights_monitoring found several); ``promotions`` are promotion history records (``as_of``,
+    ``decision``, ``source``). A drift date is inside the cooldown when, within
+    ``retrain_cooldown_days`` before it (or on/after it: a monitoring backfill of old days must not
+    retrain over a newer model),
 
     - a retraining already ran (``source == "retraining"``, promoted or rejected): dedupe, or
     - a model was promoted (``decision == "promoted"``, any source): the new champion gets time.
+
+    The retraining is as of the first drift date outside the cooldown: the day on which a daily
+    schedule, one event at a time, would have started it; later dates of the same events are covered
+    by it. When every date is inside, the retraining is skipped with the reason (for the latest date).
     """
-    dates = sorted({lake.parse_ds(str(e["ds"])[:10]) for e in events if e.get("ds")})
+    dates = sorted(
+        {
+            lake.parse_ds(str(d)[:10])
+            for e in events
+            for d in [e.get("ds"), *(e.get("drift_days") or [])]
+            if d
+        }
+    )
     event_dates = tuple(d.isoformat() for d in dates)
     if not dates:
         return GuardDecision(False, None, "no drift event with a date: nothing to retrain for", event_dates)
-    as_of = dates[-1]
     cooldown = settings.retrain_cooldown_days
-    # Inside the window: as_of - record date < cooldown days (later records included).
-    window_start = as_of - dt.timedelta(days=cooldown - 1) if cooldown > 0 else None
-
-    def in_window(record: Mapping[str, Any]) -> dt.date | None:
-        raw = record.get("as_of")
-        if not raw or window_start is None:
-            return None
-        when = lake.parse_ds(str(raw)[:10])
-        return when if when >= window_start else None
-
     records = list(promotions)
-    retrainings = [(d, r) for r in records if r.get("source") == "retraining" and (d := in_window(r))]
-    if retrainings:
-        when, record = max(retrainings, key=lambda dr: dr[0])
-        return GuardDecision(
-            False,
-            as_of.isoformat(),
+
+    def blocker(day: dt.date) -> tuple[str, dt.date, Mapping[str, Any]] | None:
+        """Why ``day`` is inside a cooldown: the latest retraining, else the latest promotion, in its window."""
+        if cooldown <= 0:
+            return None
+        # Inside the window: day - record date < cooldown days (later records included).
+        window_start = day - dt.timedelta(days=cooldown - 1)
+
+        def in_window(record: Mapping[str, Any]) -> dt.date | None:
+            raw = record.get("as_of")
+            when = lake.parse_ds(str(raw)[:10]) if raw else None
+            return when if when is not None and when >= window_start else None
+
+        retrainings = [(d, r) for r in records if r.get("source") == "retraining" and (d := in_window(r))]
+        if retrainings:
+            return ("retraining", *max(retrainings, key=lambda dr: dr[0]))
+        promoted = [(d, r) for r in records if r.get("decision") == "promoted" and (d := in_window(r))]
+        if promoted:
+            return ("promotion", *max(promoted, key=lambda dr: dr[0]))
+        return None
+
+    blocked: dict[dt.date, tuple[str, dt.date, Mapping[str, Any]]] = {}
+    for day in dates:
+        why = blocker(day)
+        if why is None:
+            earlier = [d for d in dates if d < day]
+            covered = (
+                f"; the drift dates before it were within the cooldown of the {blocked[earlier[-1]][0]} as of "
+                f"{blocked[earlier[-1]][1]}"
+                if earlier
+                else ""
+            )
+            return GuardDecision(
+                True,
+                day.isoformat(),
+                f"retrain as of {day}: drift on {', '.join(event_dates)}; no promotion or retraining in the "
+                f"{cooldown} days before{covered}",
+                event_dates,
+            )
+        blocked[day] = why
+    as_of = dates[-1]
+    kind, when, record = blocked[as_of]
+    if kind == "retraining":
+        reason = (
             f"skipped: a retraining already ran as of {when} ({record.get('decision')}), within the "
-            f"{cooldown}-day cooldown of drift date {as_of}; drift dates {', '.join(event_dates)} are covered by it",
-            event_dates,
-            dict(record),
+            f"{cooldown}-day cooldown of drift date {as_of}; drift dates {', '.join(event_dates)} are covered by it"
         )
-    promoted = [(d, r) for r in records if r.get("decision") == "promoted" and (d := in_window(r))]
-    if promoted:
-        when, record = max(promoted, key=lambda dr: dr[0])
-        return GuardDecision(
-            False,
-            as_of.isoformat(),
+    else:
+        reason = (
             f"skipped: v{record.get('version')} was promoted as of {when} ({record.get('source')}), within the "
-            f"{cooldown}-day cooldown of drift date {as_of}; retraining waits until {when + dt.timedelta(days=cooldown)}",
-            event_dates,
-            dict(record),
+            f"{cooldown}-day cooldown of drift date {as_of}; retraining waits until {when + dt.timedelta(days=cooldown)}"
         )
-    return GuardDecision(
-        True,
-        as_of.isoformat(),
-        f"retrain as of {as_of}: drift on {', '.join(event_dates)}; no promotion or retraining in the "
-        f"{cooldown} days before",
-        event_dates,
-    )
+    return GuardDecision(False, as_of.isoformat(), reason, event_dates, dict(record))

@@ -240,18 +240,33 @@ def test_no_event_no_retraining(settings: config.Settings) -> None:
     assert g.reason == "no drift event with a date: nothing to retrain for"
 
 
-def test_retrain_as_of_the_latest_event(settings: config.Settings) -> None:
+def test_retrain_as_of_the_first_event_outside_the_cooldown(settings: config.Settings) -> None:
     events = [{"ds": "2013-02-10", "drift_share": 0.6}, {"ds": "2013-02-12"}, {"ds": "2013-02-10"}]
     g = retraining_guard(events, [promotion("2013-01-28")], settings)
     assert (g.should_retrain, g.as_of, g.event_dates, g.blocked_by) == (
         True,
-        "2013-02-12",
+        "2013-02-10",
         ("2013-02-10", "2013-02-12"),
         None,
     )
     assert g.reason == (
-        "retrain as of 2013-02-12: drift on 2013-02-10, 2013-02-12; no promotion or retraining in the 7 days before"
+        "retrain as of 2013-02-10: drift on 2013-02-10, 2013-02-12; no promotion or retraining in the 7 days before"
     )
+
+
+def test_a_range_runs_drift_days_retrain_when_the_cooldown_ends(settings: config.Settings) -> None:
+    """One event of a range run of monitoring (02-19..02-25, drift every day) after a retraining as
+    of 02-16: the retraining is as of 02-23, the day a daily schedule would have started it."""
+    days = [f"2013-02-{d}" for d in range(19, 26)]
+    records = [promotion("2013-02-16", decision="rejected", source="retraining", version=2)]
+    g = retraining_guard([{"ds": "2013-02-19", "drift_days": days}], records, settings)
+    assert (g.should_retrain, g.as_of, g.event_dates) == (True, "2013-02-23", tuple(days))
+    assert g.reason.endswith(
+        "; the drift dates before it were within the cooldown of the retraining as of 2013-02-16"
+    )
+    # The same days as seven daily events give the same retraining.
+    daily = retraining_guard([{"ds": d} for d in days], records, settings)
+    assert (daily.should_retrain, daily.as_of) == (True, "2013-02-23")
 
 
 def test_cooldown_after_a_promotion(settings: config.Settings) -> None:
