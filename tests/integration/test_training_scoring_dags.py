@@ -113,3 +113,17 @@ def test_training_then_scoring(env):
     score_partition(day)
     again = lake.read_frame("predictions", "flights", day, env.lake)
     assert again.equals(first)
+
+    # A range run (from_ds/to_ds Params) scores each of its days with the rows a one-day run gives.
+    earlier = DAYS[-3]
+    range_run = _dag("flights_scoring").test(
+        logical_date=pendulum.datetime(day.year, day.month, day.day, 12, tz="UTC"),
+        run_conf={"from_ds": earlier.isoformat(), "to_ds": day.isoformat()},
+    )
+    assert range_run.state == "success"
+    assert lake.read_frame("predictions", "flights", day, env.lake).equals(first)
+    assert len(lake.read_frame("predictions", "flights", earlier, env.lake)) == len(
+        lake.read_frame("features", features.DATASET, earlier, env.lake)
+    )
+    scored = _xcom(range_run, "score")
+    assert scored["days"] == [earlier.isoformat(), day.isoformat()] and len(scored["results"]) == 2
