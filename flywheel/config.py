@@ -10,7 +10,7 @@ import datetime as dt
 import hashlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import quote, urlparse, urlunparse
@@ -24,6 +24,8 @@ EXECUTIONS = ("local", "kubernetes")
 DATABASE_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg2")
 # A Unix socket path must fit in sockaddr_un (108 bytes on Linux, 104 on macOS).
 _SOCKET_PATH_MAX = 100
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 
 class ConfigError(ValueError):
@@ -62,6 +64,31 @@ def _int(name: str, default: int) -> int:
 
 def _date(name: str, default: dt.date) -> dt.date:
     return _typed(name, default, dt.date.fromisoformat, "a date (YYYY-MM-DD)")
+
+
+def _bool(name: str, default: bool) -> bool:
+    def cast(raw: str) -> bool:
+        if raw.strip().lower() in _TRUE:
+            return True
+        if raw.strip().lower() in _FALSE:
+            return False
+        raise ValueError(raw)
+
+    return _typed(name, default, cast, f"a boolean ({'/'.join(_TRUE)} or {'/'.join(_FALSE)})")
+
+
+def _email(name: str, value: str) -> str:
+    """A plain address ``local@domain`` (display names and angle brackets are not accepted)."""
+    local, at, domain = value.partition("@")
+    if not (local and at and domain) or "@" in domain or any(c.isspace() or c in "<>,;" for c in value):
+        raise ConfigError(f"{name}: {value!r} is not an email address (expected name@domain)")
+    return value
+
+
+def _emails(name: str) -> tuple[str, ...]:
+    """A comma-separated list of addresses; unset or empty gives none."""
+    raw = os.environ.get(name) or ""
+    return tuple(_email(name, part.strip()) for part in raw.split(",") if part.strip())
 
 
 def _port(name: str, default: int) -> int:
@@ -149,6 +176,21 @@ class Settings:
     airflow_port: int
     mlflow_port: int
     spark_connect_port: int
+    # Alerts (flywheel.orchestration.alerts): gate failures, drift decisions, promotions, by mail.
+    # No recipients: alerts are off and no callback touches SMTP.
+    alert_emails: tuple[str, ...]
+    alert_from: str
+    smtp_host: str
+    smtp_port: int
+    smtp_user: str | None
+    smtp_password: str | None = field(repr=False)  # never in a printed Settings
+    smtp_starttls: bool
+    smtp_ssl: bool
+    smtp_timeout: float
+
+    @property
+    def alerts_on(self) -> bool:
+        return bool(self.alert_emails)
 
     @property
     def postgres_data_dir(self) -> Path:
@@ -248,6 +290,23 @@ def load() -> Settings:
     if cooldown < 0:
         raise ConfigError(f"FLYWHEEL_RETRAIN_COOLDOWN_DAYS={cooldown}: need 0 (no cooldown) or more days")
     label_lag = _int("FLYWHEEL_LABEL_LAG_DAYS", 0)
+    smtp_starttls = _bool("FLYWHEEL_SMTP_STARTTLS", False)
+    smtp_ssl = _bool("FLYWHEEL_SMTP_SSL", False)
+    if smtp_starttls and smtp_ssl:
+        raise ConfigError(
+            "FLYWHEEL_SMTP_STARTTLS and FLYWHEEL_SMTP_SSL are both on: use STARTTLS (usually port 587) "
+            "or implicit TLS (usually port 465), not both"
+        )
+    smtp_user = os.environ.get("FLYWHEEL_SMTP_USER") or None
+    smtp_password = os.environ.get("FLYWHEEL_SMTP_PASSWORD") or None
+    if (smtp_user is None) != (smtp_password is None):
+        raise ConfigError(
+            "FLYWHEEL_SMTP_USER and FLYWHEEL_SMTP_PASSWORD go together: set both to log in to the SMTP server, "
+            "or neither to send without login"
+        )
+    smtp_timeout = _float("FLYWHEEL_SMTP_TIMEOUT", 30.0)
+    if not smtp_timeout > 0:
+        raise ConfigError(f"FLYWHEEL_SMTP_TIMEOUT={smtp_timeout}: need a number of seconds > 0")
     if label_lag < 0:
         raise ConfigError(f"FLYWHEEL_LABEL_LAG_DAYS={label_lag}: labels cannot arrive before the flight; need 0 or more")
     return Settings(
@@ -313,4 +372,14 @@ def load() -> Settings:
         airflow_port=_port("FLYWHEEL_AIRFLOW_PORT", 8080),
         mlflow_port=_port("FLYWHEEL_MLFLOW_PORT", 5000),
         spark_connect_port=_port("FLYWHEEL_SPARK_CONNECT_PORT", 15002),
+        alert_emails=_emails("FLYWHEEL_ALERT_EMAILS"),
+        alert_from=_email("FLYWHEEL_ALERT_FROM", os.environ.get("FLYWHEEL_ALERT_FROM") or "flywheel@localhost"),
+        smtp_host=os.environ.get("FLYWHEEL_SMTP_HOST") or "localhost",
+        # The port the transport usually listens on: 465 implicit TLS, 587 STARTTLS, 25 plain.
+        smtp_port=_port("FLYWHEEL_SMTP_PORT", 465 if smtp_ssl else 587 if smtp_starttls else 25),
+        smtp_user=smtp_user,
+        smtp_password=smtp_password,
+        smtp_starttls=smtp_starttls,
+        smtp_ssl=smtp_ssl,
+        smtp_timeout=smtp_timeout,
     )
