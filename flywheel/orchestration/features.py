@@ -17,6 +17,7 @@ from airflow.sdk import PokeReturnValue, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from flywheel import config
+from flywheel.orchestration import alerts
 from flywheel.orchestration.assets import FEATURES
 from flywheel.orchestration.days import finish, outcome, run_days
 
@@ -38,7 +39,7 @@ def land(ds: str | None = None, params: dict[str, Any] | None = None) -> dict[st
     return outcome("land", done, failed)
 
 
-@task
+@task(on_failure_callback=alerts.landing_gate())
 def validate_landing(landed: dict[str, Any]) -> dict[str, Any]:
     """GX gate on each landed day; a failed day is in quarantine/ and goes no further."""
     from flywheel.validation import GateFailed, batched_data_docs, validate_landing
@@ -88,7 +89,7 @@ def build_features_local(checked: dict[str, Any]) -> dict[str, Any]:
     return {**checked, "built": {m["ds"]: {k: m[k] for k in keys} for m in manifests}}
 
 
-@task
+@task(on_failure_callback=alerts.features_gate())
 def validate_features(checked: dict[str, Any]) -> dict[str, Any]:
     """GX gate on the candidate features of each day; publishes them to features/ or quarantines the day."""
     from flywheel.validation import GateFailed, batched_data_docs, validate_features
@@ -105,7 +106,7 @@ def validate_features(checked: dict[str, Any]) -> dict[str, Any]:
     return outcome("validate_features", done, failed, checked["failed"])
 
 
-@task(outlets=[FEATURES])
+@task(outlets=[FEATURES], on_failure_callback=alerts.QuarantineAlert())
 def publish(validated: dict[str, Any], outlet_events: Any = None) -> dict[str, Any]:
     """Emit the features asset event (``extra``: first day ``ds``, every published day, paths and rows);
     a range run with quarantined days fails here, after its other days are published."""

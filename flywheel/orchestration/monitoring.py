@@ -14,6 +14,7 @@ from typing import Any
 from airflow.sdk import PokeReturnValue, task
 from airflow.sdk.exceptions import AirflowFailException
 
+from flywheel.orchestration import alerts
 from flywheel.orchestration.assets import DRIFT
 from flywheel.orchestration.days import finish, outcome, run_days
 
@@ -71,7 +72,7 @@ def decide(result: dict[str, Any]) -> str:
     return "drift_detected" if _drift_days(result) else "no_drift"
 
 
-@task(outlets=[DRIFT])
+@task(outlets=[DRIFT], on_success_callback=alerts.DriftAlert())
 def drift_detected(result: dict[str, Any], outlet_events: Any = None) -> dict[str, Any]:
     """Emit the ``drift`` asset event carrying the evidence; the scheduler starts flights_retraining.
 

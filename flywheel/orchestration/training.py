@@ -16,6 +16,8 @@ from typing import Any
 from airflow.sdk import get_current_context, task, task_group
 from airflow.sdk.exceptions import AirflowFailException
 
+from flywheel.orchestration import alerts
+
 
 def run_context(source: str, **extra: Any) -> dict[str, Any]:
     """Who is running: recorded as MLflow tags and in the promotion history."""
@@ -44,7 +46,7 @@ def assemble_training_set(as_of: str, window_days: int) -> dict[str, Any]:
     return {**data.describe(ts), "window_days": int(window_days)}
 
 
-@task
+@task(on_failure_callback=alerts.training_set_gate())
 def validate_training_set(assembled: dict[str, Any]) -> dict[str, Any]:
     """Gate on the training set: enough rows, sane label rate, no missing partition in the window."""
     from flywheel.training import data, gate
@@ -96,7 +98,7 @@ def evaluate_challenger(trained: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@task
+@task(on_success_callback=alerts.PromotionAlert())
 def promote_or_reject(evaluated: dict[str, Any], source: str, evidence: dict[str, Any] | None = None) -> dict[str, Any]:
     """The champion/challenger gate: move ``champion`` or not, and record why."""
     from flywheel.registry import promotion
