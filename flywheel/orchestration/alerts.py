@@ -180,7 +180,7 @@ class GateFailureAlert(FlywheelAlert):
         label = self._label(context)
         if isinstance(exc, AirflowFailException):
             what = f"{self.gate} failed"
-            lead = f"The {self.gate} stopped {label}: the data did not pass. Its report:"
+            lead = f"The {self.gate} stopped {label}. What failed and what to do:"
         else:
             what = f"{ti.task_id} crashed ({type(exc).__name__ if exc else 'no exception'})"
             lead = f"{ti.task_id} failed with an error, not a gate verdict: see the task log. The error:"

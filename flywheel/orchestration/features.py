@@ -22,7 +22,7 @@ from flywheel.orchestration.assets import FEATURES
 from flywheel.orchestration.days import finish, outcome, run_days
 
 
-@task
+@task(on_failure_callback=alerts.GateFailureAlert("landing"))
 def land(ds: str | None = None, params: dict[str, Any] | None = None) -> dict[str, Any]:
     """Copy the run's day(s) from FLYWHEEL_SOURCE into landing/ (replacing an earlier landing of a day)."""
     from flywheel import landing

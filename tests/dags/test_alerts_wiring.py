@@ -12,6 +12,7 @@ DAGS = Path(__file__).resolve().parents[2] / "dags"
 
 # (dag_id, task_id) -> (callback kind, alert class, gate name for gate alerts)
 EXPECTED = {
+    ("flights_features", "land"): ("on_failure_callback", alerts.GateFailureAlert, "landing"),
     ("flights_features", "validate_landing"): ("on_failure_callback", alerts.GateFailureAlert, "landing gate"),
     ("flights_features", "validate_features"): ("on_failure_callback", alerts.GateFailureAlert, "features gate"),
     ("flights_features", "publish"): ("on_failure_callback", alerts.QuarantineAlert, None),

@@ -1,26 +1,34 @@
 """Alerts over real SMTP: an aiosmtpd server on a loopback port receives what the notifiers send.
 
-The task context is a small dict with a stand-in task instance carrying only the fields the
-notifiers read (ids, log_url, xcom_pull); the exceptions are the ones the real task code raises.
+Most tests build the task context by hand: a small dict with a stand-in task instance carrying only
+the fields the notifiers read (ids, log_url, xcom_pull); the exceptions are the ones the real task
+code raises. The last one (marked ``integration``) goes through Airflow's own task runner with
+``dag.test()``: a real landing gate failure of flights_features, with Airflow's context.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import email
 import html
 import logging
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import Message
+from pathlib import Path
 from typing import Any
 
+import pendulum
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from airflow.sdk.exceptions import AirflowFailException
 
-from flywheel import config
+from flywheel import config, landing
 from flywheel.config import ConfigError
 from flywheel.orchestration import alerts
 from flywheel.orchestration.days import finish, outcome
@@ -28,6 +36,7 @@ from flywheel.orchestration.days import finish, outcome
 # The login tests' server allows AUTH without TLS (loopback only): aiosmtpd warns about it.
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 
+REPO = Path(__file__).resolve().parents[2]
 RECIPIENTS = "oncall@example.com, ml-team@example.com"
 SETTINGS_VARS = (
     "FLYWHEEL_ALERT_EMAILS",
@@ -439,3 +448,45 @@ def test_bad_alert_settings_fail_with_a_clear_message(
         monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         config.load()
+
+
+# Through Airflow's task runner (dag.test()).
+
+
+@pytest.fixture(scope="module")
+def airflow_db() -> None:
+    """A migrated metadata DB under the suite's throw-away AIRFLOW_HOME (dag.test() records runs)."""
+    Path(os.environ["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
+    airflow = Path(sys.executable).parent / "airflow"
+    subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True, env=os.environ)
+
+
+@pytest.mark.integration
+def test_dag_test_a_failed_landing_gate_mails_its_checks(airflow_db, smtp: Inbox, tmp_path, monkeypatch) -> None:
+    import pandas as pd
+
+    day = dt.date(2013, 1, 4)
+    source = tmp_path / "source"
+    landing.export_source(source, day, day, fmt="csv")
+    weather = source / "weather" / "2013-01-04.csv"
+    frame = pd.read_csv(weather)
+    frame.loc[frame.index[:2], "humid"] = 140.0  # relative humidity above 100%: the landing suite refuses it
+    frame.to_csv(weather, index=False)
+    monkeypatch.setenv("FLYWHEEL_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("FLYWHEEL_SOURCE", str(source))
+    monkeypatch.setenv("FLYWHEEL_HISTORY_START", "2013-01-04")
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(str(REPO / "dags")).dags["flights_features"]
+    run = dag.test(logical_date=pendulum.datetime(2013, 1, 4, tz="UTC"))
+    assert run.state == "failed"
+    assert {ti.task_id: ti.state for ti in run.get_task_instances()}["validate_landing"] == "failed"
+
+    [mail] = smtp.messages
+    assert mail.subject == "[flywheel] flights_features 2013-01-04: landing gate failed"
+    assert mail.rcpt_tos == ["oncall@example.com", "ml-team@example.com"]
+    assert "Landing gate failed for landing/flights/ds=2013-01-04" in mail.body
+    assert "weather.humid" in mail.body
+    assert "Next: fix the source data for 2013-01-04" in mail.body
+    assert "/dags/flights_features/runs/" in mail.body and "/tasks/validate_landing" in mail.body
