@@ -34,3 +34,13 @@ def fresh_database(name: str, driver: str = "postgresql") -> str:
     database.drop_databases(settings, [name])
     database.ensure_databases(settings, [name])
     return config.with_database(settings.database_url, name, driver)
+
+
+def require_program(name: str, path: str) -> str:
+    """Skip (laptop) or fail (CI) unless the program ``name`` is at ``path``; returns the path."""
+    if os.access(path, os.X_OK):
+        return path
+    message = f"{name} is not installed at {path}"
+    if os.environ.get("FLYWHEEL_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{message}; FLYWHEEL_REQUIRE_SERVICES=1 requires it (.ci/run installs Debian's chromium)")
+    pytest.skip(f"{message}: install it (Debian: apt-get install chromium) to run the browser tests")

@@ -1,127 +1,20 @@
 """The closed loop through the real Airflow scheduler (LocalExecutor, api-server, dag-processor).
 
-Small real data (January 2013): a champion is trained on 8 days, two later days are scored, then
-only ``flights_monitoring`` runs through the scheduler. A clean day must not start a retraining;
+The stack and its data come from conftest.py (a champion trained on 8 days, two later days scored);
+only ``flights_monitoring`` runs through the scheduler here. A clean day must not start a retraining;
 a day with injected drift must make the scheduler itself create a ``flights_retraining`` run
 (from the ``drift`` asset event) that finishes with a decision in the promotion history.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 
 import pytest
 
-from flywheel import config, features, lake
-from tests.services import fresh_database
+from tests.e2e.story import AIRFLOW_PORT, CLEAN_DAY, DRIFT_DAY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark]
-
-DAYS = [dt.date(2013, 1, 1) + dt.timedelta(days=i) for i in range(10)]
-CHAMPION_AS_OF = DAYS[7]
-CLEAN_DAY, DRIFT_DAY = DAYS[8], DAYS[9]
-AIRFLOW_PORT = 18080
-
-# Settings of the whole run (this process and the stack): small windows, one trial; the policy
-# calls drift on data drift alone (quality and prediction drift switched off) after a single day.
-ENV = {
-    "FLYWHEEL_HOLDOUT_DAYS": "2",
-    "FLYWHEEL_TRAIN_WINDOW_DAYS": "10",
-    "FLYWHEEL_TUNING_TRIALS": "1",
-    "FLYWHEEL_DRIFT_SHARE": "0.8",
-    "FLYWHEEL_DRIFT_CONSECUTIVE_DAYS": "1",
-    "FLYWHEEL_QUALITY_DROP": "0.99",
-    "FLYWHEEL_PREDICTION_DRIFT": "1000",
-    "FLYWHEEL_RETRAIN_COOLDOWN_DAYS": "1",
-}
-
-
-def _inject_drift(day: dt.date, settings: config.Settings) -> None:
-    """Move almost every model input to where training never saw it, within the valid ranges
-    (the training-set gate rightly refuses out-of-range values, and the retraining trains on this day)."""
-    import numpy as np
-
-    frame = lake.read_frame("features", features.DATASET, day, settings.lake)
-    manifest = features.read_manifest(lake.partition_path("features", features.DATASET, day, settings.lake))
-
-    def f(col: str):
-        return frame[col].astype("float64")
-
-    frame["dep_hour"] = (frame["dep_hour"] + 12) % 24
-    frame["sched_dep_minutes"] = (frame["sched_dep_minutes"] + 720) % 1440
-    frame["sched_arr_minutes"] = (frame["sched_arr_minutes"] + 720) % 1440
-    frame["distance"] = np.minimum(f("distance") * 2, 5900)
-    for col, value in {"temp": f("temp") + 45, "dewp": f("dewp") + 45, "humid": 100 - f("humid"),
-                       "wind_dir": (f("wind_dir") + 180) % 360, "wind_speed": f("wind_speed") * 3,
-                       "wind_gust": f("wind_gust") * 3, "precip": f("precip") + 0.5,
-                       "pressure": f("pressure") + 30, "visib": 10 - f("visib"),
-                       "plane_age": np.minimum(f("plane_age") + 30, 79), "plane_seats": f("plane_seats") * 2,
-                       "plane_engines": f("plane_engines") + 2, "dest_lat": f("dest_lat") + 15,
-                       "dest_lon": f("dest_lon") + 30, "dest_alt": f("dest_alt") + 3000, "dest_tz": f("dest_tz") + 3}.items():
-        frame[col] = value.astype(frame[col].dtype) if frame[col].dtype.kind in "iu" else value
-    for col in features.HISTORY_FEATURES:
-        if "_delay_rate_" in col:
-            frame[col] = 1 - f(col)
-        elif "_mean_arr_delay_" in col:
-            frame[col] = f(col) + 90
-        else:
-            frame[col] = frame[col] * 5 + 50
-    lake.write_frame(frame, "features", features.DATASET, day, settings.lake, extra_files={features.MANIFEST: manifest})
-
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    """Lake and registry state built in-process with the same functions the DAGs run."""
-    from flywheel import landing
-    from flywheel.registry import promotion
-    from flywheel.scoring import score_partition
-    from flywheel.training import data, train
-    from flywheel.validation import validate_features, validate_landing
-    from spark_jobs import build_features
-
-    root = tmp_path_factory.mktemp("e2e")
-    patch = pytest.MonkeyPatch()
-    patch.setenv("FLYWHEEL_HOME", str(root / "home"))
-    # Its own Airflow and MLflow databases on the session's PostgreSQL: the stack starts from empty ones.
-    patch.setenv("FLYWHEEL_AIRFLOW_DATABASE", "airflow_e2e")
-    patch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", fresh_database("airflow_e2e", "postgresql+psycopg2"))
-    patch.setenv("MLFLOW_TRACKING_URI", fresh_database("mlflow_e2e"))
-    patch.setenv("FLYWHEEL_AIRFLOW_PORT", str(AIRFLOW_PORT))
-    patch.delenv("FLYWHEEL_SOURCE", raising=False)
-    for key, value in ENV.items():
-        patch.setenv(key, value)
-    settings = config.load()
-    for day in DAYS:
-        landing.land(day)
-        validate_landing(day)
-        build_features.run(day, output_dataset=features.CANDIDATE_DATASET)
-        validate_features(day)
-    result = train.train(CHAMPION_AS_OF, window_days=8, n_trials=1)
-    version = int(result["model_version"])
-    holdout = data.assemble(CHAMPION_AS_OF, 8, settings).split(settings.holdout_days).holdout
-    challenger, champion, champion_version = promotion.evaluate_challenger(version, holdout, settings)
-    record = promotion.promote_or_reject(
-        version, challenger, champion, champion_version, settings, {"as_of": CHAMPION_AS_OF.isoformat()}
-    )
-    assert record["decision"] == "promoted", record["reason"]
-    _inject_drift(DRIFT_DAY, settings)
-    for day in (CLEAN_DAY, DRIFT_DAY):
-        score_partition(day, settings)
-    yield settings
-    patch.undo()
-
-
-@pytest.fixture(scope="module")
-def airflow_stack(prepared):
-    from flywheel import stack
-
-    try:
-        stack.up(prepared, spark_connect=False, mlflow_ui=False)
-        yield prepared
-    finally:
-        stack.down(prepared)
-
 
 def _retraining_runs() -> list[dict]:
     from flywheel.airflow_api import AirflowAPI
