@@ -208,10 +208,11 @@ class FlywheelPlugin(AirflowPlugin):
     fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "Flywheel"}]
     external_views = [
         {
+            # No url_route: the page opens in its own browser tab, where its links to the MLflow UI
+            # work (in the UI's sandboxed frame a link to another origin cannot open).
             "name": "Model health",
             "href": f"{URL_PREFIX}/model-health",
             "destination": "nav",
-            "url_route": "flywheel-model-health",
             "category": "Flywheel",
         },
         {

@@ -29,7 +29,18 @@ def _page(title: str, body: str, scripts: str = "") -> str:
 
 
 def _link(text: str, url: str | None) -> str:
-    return f"<a href='{escape(url)}' target='_blank' rel='noopener'>{escape(text)}</a>" if url else escape(text)
+    """A link; our own files open in place, other sites (the MLflow UI) in a new tab.
+
+    The Airflow UI shows plugin tabs in a sandboxed iframe that may navigate itself but not open
+    popups, and the MLflow UI refuses to be framed by another origin (X-Frame-Options SAMEORIGIN):
+    inside that frame an MLflow link needs the browser's "open link in new tab".
+    """
+    if not url:
+        return escape(text)
+    if url.startswith("/"):
+        return f"<a href='{escape(url)}'>{escape(text)}</a>"
+    hint = "opens in a new tab (inside the Airflow UI's frame: right-click, Open link in new tab)"
+    return f"<a href='{escape(url)}' target='_blank' rel='noopener' title='{hint}'>{escape(text)} &#8599;</a>"
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -177,7 +188,9 @@ def model_health(
         "<script>const figures = " + _json_for_script(figures) + ";\n"
         "figures.forEach((f, i) => { const el = document.getElementById('chart' + i);\n"
         "  Plotly.newPlot(el, f.data, f.layout, {responsive: true, displaylogo: false});\n"
-        "  el.on('plotly_click', (ev) => { const url = ev.points[0].customdata; if (url) window.open(url, '_blank'); }); });</script>"
+        "  el.on('plotly_click', (ev) => { const url = ev.points[0].customdata; if (!url) return;\n"
+        "    // In a frame (sandboxed, no popups) go there in place; in its own tab, open a new one.\n"
+        "    if (window.self !== window.top) { window.location.assign(url); } else { window.open(url, '_blank'); } }); });</script>"
     )
     parts.append(_monitoring_table(monitoring))
     return _page("Flywheel model health", "".join(parts), f"<script src='{PLOTLY_JS_URL}'></script>")
