@@ -25,7 +25,8 @@ from pathlib import Path
 
 from flywheel import config, database
 
-AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor")
+# The triggerer runs deferred tasks; without one the UI's health panel shows it red.
+AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 # Start order; `down` stops them in reverse (the database last).
 COMPONENTS = ("postgres", "mlflow", "spark-connect", *(f"airflow-{c}" for c in AIRFLOW_COMPONENTS))
 ADMIN_USER = "admin"
@@ -364,6 +365,8 @@ def up(settings: config.Settings | None = None, spark_connect: bool = True, mlfl
     # --skip-serve-logs: the scheduler's log server binds every interface (no host setting in 3.3);
     # on one machine the api-server reads the task logs from disk anyway.
     _spawn(settings, "airflow-scheduler", [airflow_bin, "scheduler", "--skip-serve-logs"], env)
+    # The triggerer's log server binds every interface too.
+    _spawn(settings, "airflow-triggerer", [airflow_bin, "triggerer", "--skip-serve-logs"], env)
     if mlflow_ui:
         start_mlflow_ui(settings)  # running already: only waits until it answers
     if spark_connect and not settings.spark_remote:
