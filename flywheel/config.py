@@ -124,6 +124,11 @@ def with_database(url: str, database: str, driver: str) -> str:
     return urlunparse(parsed._replace(scheme=driver, path=f"/{database}"))
 
 
+# The stack's MLflow server serves its UI and API under this path (`mlflow server --static-prefix`);
+# the Airflow plugin serves the same path on Airflow's origin, behind Airflow's login, so MLflow pages
+# open inside the Airflow UI (MLflow refuses to be framed by another origin) and need a login.
+MLFLOW_PATH = "/flywheel/mlflow"
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -216,7 +221,8 @@ class Settings:
 
     @property
     def mlflow_ui_url(self) -> str:
-        return f"http://{self.client_host}:{self.mlflow_port}"
+        """The stack's MLflow server, under :data:`MLFLOW_PATH` (the Airflow plugin proxies that path)."""
+        return f"http://{self.client_host}:{self.mlflow_port}{MLFLOW_PATH}"
 
     @property
     def passwords_file(self) -> Path:

@@ -281,6 +281,8 @@ def start_mlflow_ui(settings: config.Settings, wait: bool = True) -> str:
         str(settings.mlflow_port),
         "--workers",
         "1",
+        "--static-prefix",
+        config.MLFLOW_PATH,
     ]
     # MLflow 3's server runs a job executor (seven huey consumer processes polling the database) for
     # GenAI jobs this stack never submits: about a core's worth of CPU on a 2-core laptop.

@@ -114,6 +114,39 @@ def serve_file(root: str, path: str) -> FileResponse:
     return FileResponse(target, media_type=media_type, headers=_SECURITY_HEADERS)
 
 
+# Hop-by-hop and identity headers are not passed on: MLflow never sees the Airflow login.
+_NOT_FORWARDED = {"host", "cookie", "authorization", "connection", "keep-alive", "transfer-encoding",
+                  "content-length", "accept-encoding", "origin", "referer"}  # fmt: skip
+_NOT_RETURNED = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "set-cookie"}
+
+
+@app.api_route("/mlflow/{path:path}", methods=["GET", "POST", "PATCH", "DELETE"], dependencies=_FLYWHEEL_READ)
+async def mlflow_proxy(request: Request, path: str) -> Response:
+    """The stack's MLflow UI on Airflow's origin, behind Airflow's login.
+
+    The MLflow server of the laptop stack has no login of its own and refuses to be framed by
+    another origin; served here it needs the Airflow login and opens inside the Airflow UI.
+    """
+    import httpx
+
+    from flywheel import config
+
+    settings = _settings()
+    if settings.mlflow_tracking_uri.startswith(("http://", "https://")):
+        raise HTTPException(404, f"MLflow is the server at {settings.mlflow_tracking_uri}, not proxied here")
+    upstream = f"{settings.mlflow_ui_url}/{path}"
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in _NOT_FORWARDED}
+    async with httpx.AsyncClient(timeout=60) as client:
+        try:
+            answer = await client.request(
+                request.method, upstream, params=request.query_params, content=await request.body(), headers=headers
+            )
+        except httpx.HTTPError as exc:
+            raise HTTPException(502, f"MLflow at {config.MLFLOW_PATH} does not answer ({exc}); is the stack up?") from exc
+    kept = {k: v for k, v in answer.headers.items() if k.lower() not in _NOT_RETURNED}
+    return Response(answer.content, status_code=answer.status_code, headers=kept)
+
+
 def _run_info(dag_id: str, run_id: str) -> Any:
     """The DagRun's logical date, conf and consumed asset events' extras (404 when there is no such run)."""
     from airflow.models.dagrun import DagRun
@@ -208,11 +241,10 @@ class FlywheelPlugin(AirflowPlugin):
     fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "Flywheel"}]
     external_views = [
         {
-            # No url_route: the page opens in its own browser tab, where its links to the MLflow UI
-            # work (in the UI's sandboxed frame a link to another origin cannot open).
             "name": "Model health",
             "href": f"{URL_PREFIX}/model-health",
             "destination": "nav",
+            "url_route": "flywheel-model-health",
             "category": "Flywheel",
         },
         {

@@ -29,11 +29,11 @@ def _page(title: str, body: str, scripts: str = "") -> str:
 
 
 def _link(text: str, url: str | None) -> str:
-    """A link; our own files open in place, other sites (the MLflow UI) in a new tab.
+    """A link; pages of Airflow's origin (our files, the proxied MLflow UI) open in place, other
+    sites (an MLflow server of the user's) in a new tab.
 
-    The Airflow UI shows plugin tabs in a sandboxed iframe that may navigate itself but not open
-    popups, and the MLflow UI refuses to be framed by another origin (X-Frame-Options SAMEORIGIN):
-    inside that frame an MLflow link needs the browser's "open link in new tab".
+    The Airflow UI shows plugin pages in a sandboxed iframe that may navigate itself but not open
+    popups; a site that refuses to be framed needs the browser's "open link in new tab" there.
     """
     if not url:
         return escape(text)

@@ -15,11 +15,18 @@ SHOWN_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "f1")
 DECISION_LABELS = {"promoted": "promoted", "rejected": "rejected", "rollback": "rolled back"}
 
 
+def mlflow_ui_base(settings: config.Settings) -> str:
+    """Where links to the MLflow UI point: the stack's server through the plugin, on Airflow's own
+    origin (``config.MLFLOW_PATH``); an MLflow server of the user's (an http tracking URI) directly."""
+    uri = settings.mlflow_tracking_uri
+    return uri.rstrip("/") if uri.startswith(("http://", "https://")) else config.MLFLOW_PATH
+
+
 def mlflow_run_url(settings: config.Settings, run_id: str | None, experiment_id: str | None = None) -> str | None:
     """The MLflow UI page of a run (MLflow's ``#/runs/<id>`` redirects to its experiment when it is unknown)."""
     if not run_id:
         return None
-    base = settings.mlflow_ui_url
+    base = mlflow_ui_base(settings)
     if experiment_id:
         return f"{base}/#/experiments/{quote(str(experiment_id))}/runs/{quote(run_id)}"
     return f"{base}/#/runs/{quote(run_id)}"
@@ -29,7 +36,7 @@ def mlflow_version_url(settings: config.Settings, name: str | None, version: Any
     """The MLflow UI page of a registered model version."""
     if not name or version in (None, ""):
         return None
-    return f"{settings.mlflow_ui_url}/#/models/{quote(str(name))}/versions/{quote(str(version))}"
+    return f"{mlflow_ui_base(settings)}/#/models/{quote(str(name))}/versions/{quote(str(version))}"
 
 
 def _number(value: Any) -> float | None:

@@ -61,7 +61,7 @@ def airflow_stack(prepared):
     from flywheel import stack
 
     try:
-        stack.up(prepared, spark_connect=False, mlflow_ui=False)
+        stack.up(prepared, spark_connect=False)
         yield prepared
     finally:
         stack.down(prepared)

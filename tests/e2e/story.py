@@ -22,6 +22,8 @@ ENV = {
     "FLYWHEEL_QUALITY_DROP": "0.99",
     "FLYWHEEL_PREDICTION_DRIFT": "1000",
     "FLYWHEEL_RETRAIN_COOLDOWN_DAYS": "1",
+    # The MLflow UI of the stack (the browser tests open a run through the plugin's proxy).
+    "FLYWHEEL_MLFLOW_PORT": "18500",
 }
 
 

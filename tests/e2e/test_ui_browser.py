@@ -67,7 +67,8 @@ def _plugin_frame(page: Any, path: str) -> Any:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         for frame in page.frames:
-            if path in frame.url:
+            # The UI's own URL ends with the plugin's href too (/plugin/<route>/flywheel/...): skip it.
+            if frame is not page.main_frame and path in frame.url:
                 frame.wait_for_load_state()
                 return frame
         page.wait_for_timeout(250)
@@ -99,34 +100,45 @@ def _follow_in_frame(page: Any, frame: Any, link: Any, part: str) -> Any:
 
 def test_model_health_is_one_click_from_the_navigation(page, airflow_stack, screenshots):
     from flywheel.drift.monitor import read_monitoring_history
-    from flywheel.registry import history
 
     monitored = read_monitoring_history(airflow_stack)["ds"].tolist()
     assert monitored, "the drift loop test monitors days first; run the e2e tier as a whole"
-    with page.expect_popup() as opened:  # its own tab, where the MLflow links work
-        page.get_by_role("link", name=re.compile("Model health")).click()
-    health = opened.value
-    health.wait_for_load_state()
-    assert health.url.endswith("/flywheel/model-health")
+    page.get_by_role("link", name=re.compile("Model health")).click()
+    health = _plugin_frame(page, "/flywheel/model-health")
     health.get_by_text("Champion timeline").wait_for()
     text = health.inner_text("body")
     assert "promoted" in text and "v1" in text
-    # The MLflow run of a training is one more click (the retraining's record has one).
-    trained = [r for r in history.read_history(airflow_stack) if (r.get("run") or {}).get("mlflow_run_id")]
-    assert trained, "the drift loop's retraining records its MLflow run"
-    mlflow_run_id = trained[-1]["run"]["mlflow_run_id"]
-    assert health.locator(f"a[href*='{mlflow_run_id}'][target='_blank']").count() >= 1
     # One point per monitored day in each chart, and a row with its report link per day.
+    health.locator(".js-plotly-plot").first.wait_for()
     assert health.locator(".js-plotly-plot").count() == 3
     points = health.locator(".js-plotly-plot").first.locator(".scatterlayer .trace").first.locator(".points path")
     assert points.count() == len(monitored)
     for ds in monitored:
         assert health.locator(f"a[href*='ds={ds}/report.html']").count() >= 1, ds
-    health.screenshot(path=str(screenshots / "model-health.png"), full_page=True)
-    # A day's report: one click on its point's row.
-    health.locator(f"a[href*='ds={monitored[-1]}/report.html']").first.click()
-    health.wait_for_url(re.compile(r"/report\.html$"))
-    assert "evidently" in health.content().lower()
+    page.screenshot(path=str(screenshots / "model-health.png"), full_page=True)
+
+
+def test_a_days_report_and_a_training_run_are_one_more_click(page, airflow_stack):
+    from flywheel.drift.monitor import read_monitoring_history
+    from flywheel.registry import history
+
+    day = read_monitoring_history(airflow_stack)["ds"].tolist()[-1]
+    page.get_by_role("link", name=re.compile("Model health")).click()
+    health = _plugin_frame(page, "/flywheel/model-health")
+    report = _follow_in_frame(page, health, health.locator(f"a[href*='ds={day}/report.html']").first, "/report.html")
+    report.get_by_text("Dataset Drift").first.wait_for()
+
+    # The MLflow run of the drift loop's retraining, in the MLflow UI served through the plugin.
+    trained = [r for r in history.read_history(airflow_stack) if (r.get("run") or {}).get("mlflow_run_id")]
+    assert trained, "the drift loop's retraining records its MLflow run"
+    mlflow_run_id = trained[-1]["run"]["mlflow_run_id"]
+    page.get_by_role("link", name=re.compile("Model health")).click()
+    health = _plugin_frame(page, "/flywheel/model-health")
+    run_link = health.locator(f"a[href*='{mlflow_run_id}']").first
+    assert run_link.get_attribute("href").startswith("/flywheel/mlflow/#/")
+    mlflow = _follow_in_frame(page, health, run_link, "/flywheel/mlflow/")
+    mlflow.get_by_text(re.compile(r"Run ID|Overview|Parameters")).first.wait_for(timeout=60_000)
+    assert mlflow_run_id in mlflow.url or mlflow_run_id in mlflow.content()
 
 
 def test_from_a_monitor_task_to_its_evidently_report(page, airflow_stack, screenshots):
@@ -140,7 +152,7 @@ def test_from_a_monitor_task_to_its_evidently_report(page, airflow_stack, screen
     report = frame.get_by_role("link", name=re.compile("Evidently report")).first
     report.wait_for()
     shown = _follow_in_frame(page, frame, report, "/report.html")
-    assert "evidently" in shown.content().lower()
+    shown.get_by_text("Dataset Drift").first.wait_for()
     page.screenshot(path=str(screenshots / "monitor-evidence.png"))
 
 
@@ -164,7 +176,7 @@ def test_from_a_validate_landing_task_to_its_data_docs(page, airflow_stack, scre
 def test_an_anonymous_browser_gets_nothing(browser, airflow_stack):
     context = browser.new_context()
     try:
-        for path in ("/flywheel/model-health", "/flywheel/api/monitoring", "/flywheel/static/plotly.min.js"):
+        for path in ("/flywheel/model-health", "/flywheel/api/monitoring", "/flywheel/static/plotly.min.js", "/flywheel/mlflow/"):
             response = context.request.get(airflow_stack.airflow_url + path)
             assert response.status == 401, (path, response.status)
         page = context.new_page()

@@ -179,7 +179,7 @@ def test_model_health_page_and_json(client, auth):
     assert client.get("/flywheel/static/plotly.min.js", headers=auth).text.startswith("/**")
     champions = client.get("/flywheel/api/champions", headers=auth).json()["champions"]
     assert [(c["version"], c["decision"], c["mlflow_run_url"]) for c in champions] == [
-        (1, "promoted", "http://127.0.0.1:5000/#/runs/run1")
+        (1, "promoted", "/flywheel/mlflow/#/runs/run1")
     ]
     monitoring = client.get("/flywheel/api/monitoring", headers=auth).json()
     assert [(d["ds"], d["decision"], d["quality_threshold"]) for d in monitoring["days"]] == [(DAY, "drift", 0.58)]
@@ -230,8 +230,8 @@ def test_task_evidence(client, auth):
     training = client.get(
         "/flywheel/evidence/flights_training/t1/train_and_gate.evaluate_challenger", headers=auth
     ).text
-    assert "http://127.0.0.1:5000/#/experiments/7/runs/abc" in training
-    assert "http://127.0.0.1:5000/#/models/flights_delay/versions/3" in training
+    assert "/flywheel/mlflow/#/experiments/7/runs/abc" in training
+    assert "/flywheel/mlflow/#/models/flights_delay/versions/3" in training
     whole = client.get("/flywheel/evidence/flights_features/range1", headers=auth)
     assert whole.status_code == 200 and "ds=2013-01-05: landing" in whole.text
 

@@ -116,9 +116,9 @@ def test_champion_rows(settings):
     ]
     assert rows[0]["metrics"] == {"roc_auc": 0.61, "f1": 0.37}
     assert rows[1]["metrics"] == {"roc_auc": None}
-    assert rows[0]["mlflow_run_url"] == "http://127.0.0.1:5000/#/runs/r1"
+    assert rows[0]["mlflow_run_url"] == "/flywheel/mlflow/#/runs/r1"
     assert rows[1]["mlflow_run_url"] is None
-    assert rows[2]["mlflow_version_url"] == "http://127.0.0.1:5000/#/models/flights_delay/versions/1"
+    assert rows[2]["mlflow_version_url"] == "/flywheel/mlflow/#/models/flights_delay/versions/1"
     assert timeline.retraining_dates(RECORDS) == ["2013-02-10"]
 
 
@@ -259,9 +259,9 @@ def test_training_evidence_from_xcom(settings):
     }
     items = evidence.for_task(run, "train_and_gate.assemble_training_set", xcoms, settings).sections[0].items
     assert [(i.title, i.url) for i in items] == [
-        ("MLflow run abc", "http://127.0.0.1:5000/#/experiments/3/runs/abc"),
-        ("model version flights_delay v4", "http://127.0.0.1:5000/#/models/flights_delay/versions/4"),
-        ("decision: rejected (v4)", "http://127.0.0.1:5000/#/models/flights_delay/versions/4"),
+        ("MLflow run abc", "/flywheel/mlflow/#/experiments/3/runs/abc"),
+        ("model version flights_delay v4", "/flywheel/mlflow/#/models/flights_delay/versions/4"),
+        ("decision: rejected (v4)", "/flywheel/mlflow/#/models/flights_delay/versions/4"),
     ]
     missing = evidence.for_task(run, "train_and_gate.train_challenger", {}, settings).sections[0].items
     assert missing[0].url is None and "no result (XCom) yet" in missing[0].missing
@@ -281,3 +281,15 @@ def test_run_evidence_by_dag(settings):
     headings = [s.heading for s in evidence.for_run(run, {}, settings).sections]
     assert headings == [f"ds={DAY}: landing", f"ds={DAY}: features"]
     assert evidence.for_run(evidence.RunInfo("other", "r", None), {}, settings).note.startswith("no evidence")
+
+
+def test_mlflow_links_go_through_airflows_origin_unless_mlflow_is_the_users_server(settings, monkeypatch):
+    # The stack's own MLflow server: its UI is proxied by the plugin under config.MLFLOW_PATH.
+    assert timeline.mlflow_ui_base(settings) == config.MLFLOW_PATH == "/flywheel/mlflow"
+    assert settings.mlflow_ui_url == "http://127.0.0.1:5000/flywheel/mlflow"
+    assert pages._link("run", "/flywheel/mlflow/#/runs/r1") == "<a href='/flywheel/mlflow/#/runs/r1'>run</a>"
+    # A tracking server of the user's: linked directly, in a new tab (it may refuse to be framed).
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "https://mlflow.example.com/")
+    remote = config.load()
+    assert timeline.mlflow_version_url(remote, "m", 2) == "https://mlflow.example.com/#/models/m/versions/2"
+    assert "target='_blank'" in pages._link("v2", "https://mlflow.example.com/#/models/m/versions/2")
