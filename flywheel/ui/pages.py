@@ -80,7 +80,7 @@ def _champion_table(rows: list[dict[str, Any]]) -> str:
 def _monitoring_table(rows: list[dict[str, Any]]) -> str:
     head = (
         "<tr><th>day</th><th>champion</th><th>drift share</th><th>prediction drift</th><th>ROC AUC</th>"
-        "<th>quality threshold</th><th>fired</th><th>decision</th><th>report</th></tr>"
+        "<th>quality threshold</th><th>fired</th><th>decision</th><th>report</th><th>Data Docs</th></tr>"
     )
     body = []
     for r in rows:
@@ -93,7 +93,8 @@ def _monitoring_table(rows: list[dict[str, Any]]) -> str:
         body.append(
             f"<tr><td>{escape(r['ds'])}</td><td>v{_fmt(r['champion_version'])}</td><td>{_fmt(r['drift_share'])}</td>"
             f"<td>{_fmt(r['prediction_drift'])}</td><td>{_fmt(r['roc_auc'])}</td><td>{_fmt(r['quality_threshold'])}</td>"
-            f"<td>{escape(', '.join(r['fired'])) or '-'}</td><td class='{css}'>{_fmt(r['decision'])}</td><td>{report}</td></tr>"
+            f"<td>{escape(', '.join(r['fired'])) or '-'}</td><td class='{css}'>{_fmt(r['decision'])}</td><td>{report}</td>"
+            f"<td>{' '.join(_link(d['suite'], d['url']) for d in r.get('data_docs') or []) or '-'}</td></tr>"
         )
     return f"<table>{head}{''.join(body)}</table>"
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 from urllib.parse import quote
 
-from flywheel import config, lake
+from flywheel import config, features, lake, landing
 from flywheel.drift import monitor
 from flywheel.ui import files
 
@@ -108,9 +109,34 @@ def monitoring_rows(history: list[dict[str, Any]], settings: config.Settings) ->
                 "decision": entry.get("decision"),
                 "fired": [f for f in str(entry.get("fired") or "").split(",") if f],
                 "report_url": files.url_for(report, settings) if report.is_file() else None,
+                "data_docs": gate_docs(ds, settings),
             }
         )
     return rows
+
+
+def gate_docs(ds: str, settings: config.Settings) -> list[dict[str, str]]:
+    """The Data Docs pages of the day's passed gates (landing, then features): ``[{suite, url}]``.
+
+    Read from the gate summaries published beside the partitions; a page not rendered (yet) is left out.
+    """
+    out = []
+    for zone, dataset in (("landing", landing.DATASET), ("features", features.DATASET)):
+        path = lake.partition_path(zone, dataset, ds, settings.lake) / landing.VALIDATION
+        try:
+            summary = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        for suite, result in sorted((summary.get("suites") or {}).items()):
+            for identifier in result.get("validation_results") or []:
+                try:
+                    page = files.data_docs_page(str(identifier), settings)
+                except ValueError:
+                    continue
+                url = files.url_for(page, settings) if page.is_file() else None
+                if url:
+                    out.append({"suite": suite, "url": url})
+    return out
 
 
 def thresholds(settings: config.Settings) -> dict[str, float]:

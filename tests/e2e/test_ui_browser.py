@@ -128,6 +128,13 @@ def test_a_days_report_and_a_training_run_are_one_more_click(page, airflow_stack
     report = _follow_in_frame(page, health, health.locator(f"a[href*='ds={day}/report.html']").first, "/report.html")
     report.get_by_text("Dataset Drift").first.wait_for()
 
+    # The day's Data Docs (its landing gate): one click from Model health too.
+    page.get_by_role("link", name=re.compile("Model health")).click()
+    health = _plugin_frame(page, "/flywheel/model-health")
+    docs = health.locator(f"tr:has-text('{day}') a", has_text="flights_landing").first
+    shown = _follow_in_frame(page, health, docs, "/validations/flights_landing/")
+    assert "flights_landing" in shown.content()
+
     # The MLflow run of the drift loop's retraining, in the MLflow UI served through the plugin.
     trained = [r for r in history.read_history(airflow_stack) if (r.get("run") or {}).get("mlflow_run_id")]
     assert trained, "the drift loop's retraining records its MLflow run"

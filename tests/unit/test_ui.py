@@ -141,6 +141,24 @@ def test_monitoring_rows(settings):
     assert [f["data"][1]["y"] for f in figures] == [[0.3, 0.3], [1.25, 1.25], [0.58, 0.58]]
     assert figures[0]["data"][0]["customdata"] == [None, rows[1]["report_url"]]
     assert figures[0]["layout"]["shapes"][0]["x0"] == "2013-02-02"
+    assert rows[0]["data_docs"] == rows[1]["data_docs"] == []
+
+
+def test_a_monitored_day_links_to_the_data_docs_of_its_gates(settings):
+    landed = _write(settings.lake / "landing/flights/ds=2013-02-01/_validation.json", json.dumps({
+        "suites": {"flights_landing": {"validation_results": [
+            "ValidationResultIdentifier::flights_landing/2013-02-01-a/20261128T1Z/flights"]},
+            "weather_landing": {"validation_results": [
+            "ValidationResultIdentifier::weather_landing/2013-02-01-b/20261128T1Z/weather"]}}}))  # fmt: skip
+    _write(settings.lake / "features/flights/ds=2013-02-01/_validation.json", "not json")  # unreadable: skipped
+    page = _write(settings.data_docs_dir / "validations/flights_landing/2013-02-01-a/20261128T1Z/flights.html")
+    rows = timeline.monitoring_rows([{"ds": "2013-02-01", "decision": "ok"}], settings)
+    # The weather page was never rendered: left out, not linked to an error.
+    assert rows[0]["data_docs"] == [{"suite": "flights_landing", "url": files.url_for(page, settings)}]
+    assert rows[0]["data_docs"][0]["url"].startswith("/flywheel/files/home/")
+    assert landed.is_file()
+    html = pages.model_health([], rows, timeline.thresholds(settings), [])
+    assert f"<a href='{rows[0]['data_docs'][0]['url']}'>flights_landing</a>" in html
 
 
 def test_model_health_empty_lake_says_so():
