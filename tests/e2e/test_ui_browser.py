@@ -75,6 +75,13 @@ def _plugin_frame(page: Any, path: str) -> Any:
     raise AssertionError(f"no frame showing {path}; frames: {[f.url for f in page.frames]}")
 
 
+def _model_health(page: Any, url: str) -> Any:
+    """From the UI's home page, one click on the navigation's Model health; returns its frame."""
+    page.goto(url + "/")
+    page.get_by_role("link", name=re.compile("Model health")).click()
+    return _plugin_frame(page, "/flywheel/model-health")
+
+
 def _wait_run(api, dag_id: str, run_id: str, timeout: float = 600) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -103,8 +110,7 @@ def test_model_health_is_one_click_from_the_navigation(page, airflow_stack, scre
 
     monitored = read_monitoring_history(airflow_stack)["ds"].tolist()
     assert monitored, "the drift loop test monitors days first; run the e2e tier as a whole"
-    page.get_by_role("link", name=re.compile("Model health")).click()
-    health = _plugin_frame(page, "/flywheel/model-health")
+    health = _model_health(page, airflow_stack.airflow_url)
     health.get_by_text("Champion timeline").wait_for()
     text = health.inner_text("body")
     assert "promoted" in text and "v1" in text
@@ -123,14 +129,12 @@ def test_a_days_report_and_a_training_run_are_one_more_click(page, airflow_stack
     from flywheel.registry import history
 
     day = read_monitoring_history(airflow_stack)["ds"].tolist()[-1]
-    page.get_by_role("link", name=re.compile("Model health")).click()
-    health = _plugin_frame(page, "/flywheel/model-health")
+    health = _model_health(page, airflow_stack.airflow_url)
     report = _follow_in_frame(page, health, health.locator(f"a[href*='ds={day}/report.html']").first, "/report.html")
     report.get_by_text("Dataset Drift").first.wait_for()
 
     # The day's Data Docs (its landing gate): one click from Model health too.
-    page.get_by_role("link", name=re.compile("Model health")).click()
-    health = _plugin_frame(page, "/flywheel/model-health")
+    health = _model_health(page, airflow_stack.airflow_url)
     docs = health.locator(f"tr:has-text('{day}') a", has_text="flights_landing").first
     shown = _follow_in_frame(page, health, docs, "/validations/flights_landing/")
     assert "flights_landing" in shown.content()
@@ -139,8 +143,7 @@ def test_a_days_report_and_a_training_run_are_one_more_click(page, airflow_stack
     trained = [r for r in history.read_history(airflow_stack) if (r.get("run") or {}).get("mlflow_run_id")]
     assert trained, "the drift loop's retraining records its MLflow run"
     mlflow_run_id = trained[-1]["run"]["mlflow_run_id"]
-    page.get_by_role("link", name=re.compile("Model health")).click()
-    health = _plugin_frame(page, "/flywheel/model-health")
+    health = _model_health(page, airflow_stack.airflow_url)
     run_link = health.locator(f"a[href*='{mlflow_run_id}']").first
     assert run_link.get_attribute("href").startswith("/flywheel/mlflow/#/")
     mlflow = _follow_in_frame(page, health, run_link, "/flywheel/mlflow/")
