@@ -6,7 +6,7 @@ filled by backfills (`airflow backfill create`, or *Trigger -> Backfill* in the 
 **range run**: *Trigger* with the Params `from_ds` and `to_ds` (logical date optional) builds all
 those days in one run: one Spark job, one Data Docs build, the same rows as day-by-day runs.
 A range run does every day it can; a day that fails a gate is quarantined and the run ends
-failed at `publish`, naming it, after the other days are published.
+failed at `check_days`, naming it, after the other days are published.
 
 | task | what it does |
 |---|---|
@@ -16,6 +16,7 @@ failed at `publish`, naming it, after the other days are published.
 | `build_features` | PySpark job `spark_jobs/build_features.py`: weather, plane, airport, calendar and leak-free 7/28-day history features |
 | `validate_features` | GX gate `flights_features`; publishes `features/flights/ds=D/` or quarantines the day |
 | `publish` | emits the `flights_features` asset event, `extra = {ds, path, rows}` (a range adds `days` and `rows_by_day`) |
+| `check_days` | fails a range run that quarantined days, naming them (after the other days are published) |
 
 Up to three days run at once (`max_active_runs=3`); `wait_for_history` keeps the rows identical to a
 day-by-day run. A rerun of a day gives identical rows. After fixing a quarantined day, rerun the 28
@@ -45,7 +46,7 @@ from flywheel.orchestration.defaults import DEFAULT_ARGS, END_2013, START_2013
 )
 def flights_features():
     history = t.wait_for_history(t.validate_landing(t.land()))
-    t.publish(t.build_and_validate(history))
+    t.check_published(t.publish(t.build_and_validate(history)))
 
 
 flights_features()

@@ -44,7 +44,9 @@ from flywheel.orchestration.defaults import DEFAULT_ARGS, END_2013, START_2013
 )
 def flights_monitoring():
     result = t.monitor(t.wait_for_predictions())
-    t.decide(result) >> [t.drift_detected(result), t.no_drift(result)]
+    branches = [t.drift_detected(result), t.no_drift(result)]
+    t.decide(result) >> branches
+    t.check_monitored(result, branches)
 
 
 flights_monitoring()

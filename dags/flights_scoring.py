@@ -14,7 +14,7 @@ Writes `predictions/flights/ds=D/` atomically: the flight key, `probability`, `d
 `model_run_id` and the label when known. A rerun replaces the partition with the same rows.
 
 A **range run** (*Trigger* with the Params `from_ds` and `to_ds`) scores all those days with one
-champion, resolved and loaded once; a quarantined day is left out and the run fails at `score`,
+champion, resolved and loaded once; a quarantined day is left out and the run fails at `check_days`,
 naming it, after the other days are scored.
 """
 
@@ -40,7 +40,7 @@ from flywheel.orchestration.defaults import DEFAULT_ARGS, END_2013, START_2013
     tags=["flywheel", "scoring", "mlflow"],
 )
 def flights_scoring():
-    t.score(t.wait_for_features())
+    t.check_scored(t.score(t.wait_for_features()))
 
 
 flights_scoring()

@@ -120,9 +120,23 @@ _NOT_FORWARDED = {"host", "cookie", "authorization", "connection", "keep-alive",
 _NOT_RETURNED = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "set-cookie"}
 
 
-@app.api_route("/mlflow/{path:path}", methods=["GET", "POST", "PATCH", "DELETE"], dependencies=_FLYWHEEL_READ)
+def _mlflow_read_only(request: Request, path: str) -> None:
+    """The proxied MLflow UI is for reading: GET, and POST only to MLflow's search endpoints (the UI
+    searches runs, models and traces by POST). A change to the registry (moving ``champion``,
+    deleting a version) goes through the DAGs or MLflow itself, never through a reader's Airflow login."""
+    if request.method == "GET":
+        return
+    if not path.rstrip("/").endswith("/search"):
+        raise HTTPException(403, f"the MLflow UI inside Airflow is read-only: {request.method} /{path} refused")
+    origin = request.headers.get("origin")
+    own = f"{request.url.scheme}://{request.url.netloc}"
+    if origin is not None and origin != own:  # a page of another site posting with the user's cookie
+        raise HTTPException(403, f"cross-origin {request.method} from {origin} refused")
+
+
+@app.api_route("/mlflow/{path:path}", methods=["GET", "POST"], dependencies=_FLYWHEEL_READ)
 async def mlflow_proxy(request: Request, path: str) -> Response:
-    """The stack's MLflow UI on Airflow's origin, behind Airflow's login.
+    """The stack's MLflow UI on Airflow's origin, behind Airflow's login, read-only.
 
     The MLflow server of the laptop stack has no login of its own and refuses to be framed by
     another origin; served here it needs the Airflow login and opens inside the Airflow UI.
@@ -131,6 +145,7 @@ async def mlflow_proxy(request: Request, path: str) -> Response:
 
     from flywheel import config
 
+    _mlflow_read_only(request, path)
     settings = _settings()
     if settings.mlflow_tracking_uri.startswith(("http://", "https://")):
         raise HTTPException(404, f"MLflow is the server at {settings.mlflow_tracking_uri}, not proxied here")

@@ -58,6 +58,12 @@ def _stop_quietly(settings) -> None:
 _DB_SETTINGS = _start_session_database()
 
 
+def pytest_collection_modifyitems(session, config, items):
+    """The e2e tier last: its one stack (session fixtures in tests/e2e/conftest.py) and the settings it
+    puts in the environment stay until the session ends, and the fast tiers give feedback first."""
+    items.sort(key=lambda item: "e2e" in item.path.parts)
+
+
 def pytest_sessionfinish(session, exitstatus):
     import sys
 

@@ -255,8 +255,10 @@ def retraining_guard(
     - a model was promoted (``decision == "promoted"``, any source): the new champion gets time.
 
     The retraining is as of the first drift date outside the cooldown: the day on which a daily
-    schedule, one event at a time, would have started it; later dates of the same events are covered
-    by it. When every date is inside, the retraining is skipped with the reason (for the latest date).
+    schedule, one event at a time, would have started it. One run of flights_retraining retrains at
+    most once: later dates of the same events are not retrained for separately (a range of monitoring
+    longer than the cooldown gives one retraining where daily runs could give several). When every
+    date is inside, the retraining is skipped with the reason (for the latest date).
     """
     dates = sorted(
         {

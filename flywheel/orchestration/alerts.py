@@ -1,7 +1,7 @@
 """Mail alerts: gate failures, the drift policy's decision, and every promotion or rejection.
 
 Each alert is a ``BaseNotifier`` attached as a task callback (``on_failure_callback`` of the gates
-and of ``publish``, ``on_success_callback`` of ``drift_detected`` and ``promote_or_reject``). It reads
+and of a range run's ``check_days``, ``on_success_callback`` of ``drift_detected`` and ``promote_or_reject``). It reads
 what happened from the task context (the exception of a failed task, the return value of a
 successful one) and sends one mail through the SMTP provider's ``SmtpNotifier``.
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import Param
+from airflow.sdk import Param, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from flywheel import lake
@@ -45,9 +45,15 @@ def run_days(ds: str | None, params: dict[str, Any] | None) -> list[str]:
         raise AirflowFailException(f"to_ds={last} without from_ds: give the first day of the range too")
     if first:
         try:
-            return [d.isoformat() for d in lake.days_between(first, last or first)]
+            days = [d.isoformat() for d in lake.days_between(first, last or first)]
         except lake.LakeError as exc:
             raise AirflowFailException(f"range run from_ds={first} to_ds={last}: {exc}") from exc
+        if len(days) > MAX_RANGE_DAYS:
+            raise AirflowFailException(
+                f"range run from_ds={first} to_ds={last}: {len(days)} days, more than {MAX_RANGE_DAYS}; "
+                "split it into several runs"
+            )
+        return days
     if not ds:
         raise AirflowFailException(
             "this run has no logical date and no from_ds/to_ds Params: trigger it with a logical date "
@@ -70,6 +76,10 @@ def outcome(task: str, done: list[str], failed: dict[str, str], earlier: dict[st
     return {"days": sorted(done), "failed": failed}
 
 
+# A range longer than this is a typo (a year of 2013 is 365 days): refused before anything runs.
+MAX_RANGE_DAYS = 731
+
+
 def finish(task: str, result: dict[str, Any]) -> None:
     """The last task of a range run: fail, naming the days that did not make it, once the others are done."""
     failed = result.get("failed") or {}
@@ -79,3 +89,20 @@ def finish(task: str, result: dict[str, Any]) -> None:
             f"{task}: {len(result['days'])} day(s) done ({', '.join(result['days'])}); "
             f"{len(failed)} failed and were not done:\n{lines}"
         )
+
+
+def check_days(on_failure_callback: Any = None) -> Any:
+    """The last task of a daily DAG: fails the run, naming the days that did not make it.
+
+    A separate task, so that the tasks before it succeed and emit their asset events (Airflow
+    emits a task's events only when it succeeds): a range run with one quarantined day still
+    publishes, scores and monitors the others, and a drift among them still starts a retraining.
+    It runs after a branch too (``none_failed_min_one_success``).
+    """
+
+    @task(task_id="check_days", trigger_rule="none_failed_min_one_success", on_failure_callback=on_failure_callback)
+    def _check_days(result: dict[str, Any], dag: Any = None) -> dict[str, Any]:
+        finish(dag.dag_id if dag is not None else "the run", result)
+        return {"days": result["days"], "failed": {}}
+
+    return _check_days

@@ -19,7 +19,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from flywheel import config
 from flywheel.orchestration import alerts
 from flywheel.orchestration.assets import FEATURES
-from flywheel.orchestration.days import finish, outcome, run_days
+from flywheel.orchestration.days import check_days, outcome, run_days
 
 
 @task(on_failure_callback=alerts.GateFailureAlert("landing"))
@@ -42,6 +42,7 @@ def land(ds: str | None = None, params: dict[str, Any] | None = None) -> dict[st
 @task(on_failure_callback=alerts.landing_gate())
 def validate_landing(landed: dict[str, Any]) -> dict[str, Any]:
     """GX gate on each landed day; a failed day is in quarantine/ and goes no further."""
+    from flywheel import landing
     from flywheel.validation import GateFailed, batched_data_docs, validate_landing
 
     done, failed = [], {}
@@ -49,7 +50,8 @@ def validate_landing(landed: dict[str, Any]) -> dict[str, Any]:
         for day in landed["days"]:
             try:
                 validate_landing(day)
-            except GateFailed as exc:
+            except (GateFailed, landing.LandingError) as exc:
+                # LandingError: the landed day is gone, e.g. quarantined by an earlier try of this task.
                 failed[day] = str(exc)
             else:
                 done.append(day)
@@ -92,24 +94,29 @@ def build_features_local(checked: dict[str, Any]) -> dict[str, Any]:
 @task(on_failure_callback=alerts.features_gate())
 def validate_features(checked: dict[str, Any]) -> dict[str, Any]:
     """GX gate on the candidate features of each day; publishes them to features/ or quarantines the day."""
+    from flywheel import features, lake
     from flywheel.validation import GateFailed, batched_data_docs, validate_features
 
     done, failed = [], {}
     with batched_data_docs():
         for day in checked["days"]:
+            candidate = lake.exists("features", features.CANDIDATE_DATASET, day)
+            if not candidate and lake.exists("features", features.DATASET, day):
+                done.append(day)  # published by an earlier try of this task (build_features ran just before)
+                continue
             try:
                 validate_features(day)
-            except GateFailed as exc:
+            except (GateFailed, lake.LakeError) as exc:
                 failed[day] = str(exc)
             else:
                 done.append(day)
     return outcome("validate_features", done, failed, checked["failed"])
 
 
-@task(outlets=[FEATURES], on_failure_callback=alerts.QuarantineAlert())
+@task(outlets=[FEATURES])
 def publish(validated: dict[str, Any], outlet_events: Any = None) -> dict[str, Any]:
     """Emit the features asset event (``extra``: first day ``ds``, every published day, paths and rows);
-    a range run with quarantined days fails here, after its other days are published."""
+    a range run with quarantined days fails after it, at ``check_days``."""
     from flywheel import features, lake
 
     rows, paths = {}, {}
@@ -122,9 +129,13 @@ def publish(validated: dict[str, Any], outlet_events: Any = None) -> dict[str, A
     extra = {"ds": first, "path": paths[first], "rows": rows[first]}
     if len(rows) > 1:
         extra.update(days=list(rows), rows=sum(rows.values()), rows_by_day=rows, path=str(Path(paths[first]).parent))
-    finish("flights_features", validated)
     outlet_events[FEATURES].extra = extra
-    return extra
+    return {**extra, "days": list(rows), "failed": validated["failed"]}
+
+
+def check_published(published: Any) -> Any:
+    """Fail a range run that quarantined days, after the others are published (mails the quarantine)."""
+    return check_days(on_failure_callback=alerts.QuarantineAlert())(published)
 
 
 def build_and_validate(history: Any) -> Any:

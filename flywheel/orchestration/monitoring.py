@@ -16,7 +16,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from flywheel.orchestration import alerts
 from flywheel.orchestration.assets import DRIFT
-from flywheel.orchestration.days import finish, outcome, run_days
+from flywheel.orchestration.days import check_days, outcome, run_days
 
 
 @task.sensor(poke_interval=10, timeout=dt.timedelta(hours=12).total_seconds(), mode="reschedule")
@@ -85,7 +85,6 @@ def drift_detected(result: dict[str, Any], outlet_events: Any = None) -> dict[st
     evidence = {**first["evidence"], "report_path": first["paths"]["report"], "metrics_path": first["paths"]["metrics"]}
     if len(result["days"]) > 1:
         evidence["drift_days"] = [r["row"]["ds"] for r in drifted]
-    finish("flights_monitoring", result)
     outlet_events[DRIFT].extra = evidence
     print(f"drift on {evidence['ds']}: {evidence.get('reasons')}")
     return evidence
@@ -94,9 +93,15 @@ def drift_detected(result: dict[str, Any], outlet_events: Any = None) -> dict[st
 @task
 def no_drift(result: dict[str, Any]) -> list[dict[str, Any]]:
     """Nothing to do: the policy did not call drift (the reasons are in the monitoring history)."""
-    finish("flights_monitoring", result)
     keys = ("ds", "decision", "streak", "fired", "drift_share", "roc_auc")
     return [{k: r["row"][k] for k in keys} for r in result["results"]]
+
+
+def check_monitored(result: Any, branches: list[Any]) -> Any:
+    """Fail a range run with days that could not be monitored, after the branch (and its drift event)."""
+    checked = check_days()(result)
+    branches >> checked
+    return checked
 
 
 @task
@@ -127,8 +132,10 @@ def guard(events: list[dict[str, Any]]) -> dict[str, Any]:
     settings = config.load()
     decision = policy.retraining_guard(events, history.read_history(settings), settings)
     result = decision.to_dict()
-    latest = events[-1]
-    result["evidence"] = {**latest, "events": [e["ds"] for e in events]}
+    # The evidence of the event that holds the as-of day (a range run's event lists its drift days).
+    holding = [e for e in events if decision.as_of in (str(e.get("ds"))[:10], *(e.get("drift_days") or []))]
+    chosen = holding[-1] if holding else events[-1]
+    result["evidence"] = {**chosen, "events": [e["ds"] for e in events]}
     print(("retraining as of " if decision.should_retrain else "retraining skipped: ") + decision.reason)
     return result
 

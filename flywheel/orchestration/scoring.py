@@ -9,7 +9,7 @@ from airflow.sdk import PokeReturnValue, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from flywheel.orchestration.assets import PREDICTIONS
-from flywheel.orchestration.days import finish, outcome, run_days
+from flywheel.orchestration.days import check_days, outcome, run_days
 
 
 @task.sensor(poke_interval=10, timeout=dt.timedelta(hours=12).total_seconds(), mode="reschedule")
@@ -44,9 +44,14 @@ def score(ready: dict[str, Any], outlet_events: Any = None) -> dict[str, Any]:
         results = score_days(ready["days"])
     except ScoringError as exc:
         raise AirflowFailException(str(exc)) from exc
-    finish("flights_scoring", ready)
     extra = {k: results[0][k] for k in ("ds", "path", "rows", "model_version")}
     if len(results) > 1:
         extra.update(days=[r["ds"] for r in results], rows=sum(r["rows"] for r in results))
     outlet_events[PREDICTIONS].extra = extra
-    return results[0] if len(results) == 1 else {**extra, "results": results}
+    done = {"days": [r["ds"] for r in results], "failed": ready["failed"]}
+    return {**results[0], **done} if len(results) == 1 else {**extra, **done, "results": results}
+
+
+def check_scored(scored: Any) -> Any:
+    """Fail a range run that left quarantined days out, after the others are scored."""
+    return check_days()(scored)

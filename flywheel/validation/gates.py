@@ -179,21 +179,25 @@ def run_checkpoint(
                 ).run_results
             )
         return _checkpoint_summary(name, results)
+    if not checkpoint.validation_definitions:
+        raise ValueError(f"checkpoint {name} in {settings.gx_dir} has no validation definitions: nothing would be checked")
     results = {}
-    for definition in checkpoint.validation_definitions:
-        result = definition.run(
-            checkpoint_id=checkpoint.id,
-            batch_parameters={"dataframe": frame},
-            expectation_parameters=params,
-            result_format=checkpoint.result_format,
-            run_id=run_id,
-        )
-        key = ValidationResultIdentifier(
-            expectation_suite_identifier=ExpectationSuiteIdentifier(name=definition.suite.name),
-            run_id=run_id,
-            batch_identifier=result.batch_id,
-        )
-        results[key] = result
+    # Under the docs lock: GX writes a result file in place, and a docs build elsewhere reads them all.
+    with _docs_lock(settings):
+        for definition in checkpoint.validation_definitions:
+            result = definition.run(
+                checkpoint_id=checkpoint.id,
+                batch_parameters={"dataframe": frame},
+                expectation_parameters=params,
+                result_format=checkpoint.result_format,
+                run_id=run_id,
+            )
+            key = ValidationResultIdentifier(
+                expectation_suite_identifier=ExpectationSuiteIdentifier(name=definition.suite.name),
+                run_id=run_id,
+                batch_identifier=result.batch_id,
+            )
+            results[key] = result
     if _DEFERRED_DOCS is not None:
         _DEFERRED_DOCS.extend(results)
     else:

@@ -101,7 +101,9 @@ def test_house_rules(dagbag):
 
 def test_flights_features_structure(dagbag):
     dag = dagbag.dags["flights_features"]
-    order = ["land", "validate_landing", "wait_for_history", "build_features", "validate_features", "publish"]
+    order = [
+        "land", "validate_landing", "wait_for_history", "build_features", "validate_features", "publish", "check_days",
+    ]  # fmt: skip
     assert [t.task_id for t in dag.topological_sort()] == order
     for upstream, downstream in zip(order, order[1:], strict=False):
         assert dag.get_task(upstream).downstream_task_ids == {downstream}
@@ -111,6 +113,7 @@ def test_flights_features_structure(dagbag):
     assert dag.start_date.date().isoformat() == "2013-01-01"
     assert dag.end_date.date().isoformat() == "2013-12-31"
     assert [a.name for a in dag.get_task("publish").outlets] == ["flights_features"]
+    assert set(dag.params.keys()) == {"from_ds", "to_ds"}  # range runs
 
 
 TRAIN_GROUP = [
@@ -134,7 +137,7 @@ def test_flights_training_structure(dagbag):
 
 def test_flights_scoring_structure(dagbag):
     dag = dagbag.dags["flights_scoring"]
-    assert [t.task_id for t in dag.topological_sort()] == ["wait_for_features", "score"]
+    assert [t.task_id for t in dag.topological_sort()] == ["wait_for_features", "score", "check_days"]
     assert dag.get_task("wait_for_features").mode == "reschedule"
     assert [a.name for a in dag.get_task("score").outlets] == ["flights_predictions"]
     assert dag.catchup is False
@@ -147,6 +150,10 @@ def test_flights_monitoring_structure(dagbag):
     assert dag.get_task("decide").downstream_task_ids == {"drift_detected", "no_drift"}
     assert [a.name for a in dag.get_task("drift_detected").outlets] == ["drift"]
     assert dag.get_task("no_drift").outlets == []
+    # The run fails for days it could not monitor only after the branch emitted its drift event.
+    check = dag.get_task("check_days")
+    assert check.upstream_task_ids == {"monitor", "drift_detected", "no_drift"}
+    assert check.trigger_rule == "none_failed_min_one_success"
 
 
 def test_flights_retraining_is_scheduled_on_the_drift_asset(dagbag):

@@ -115,7 +115,8 @@ def test_a_corrupt_day_is_quarantined_and_the_next_day_still_succeeds(airflow_db
 
 def test_a_range_run_publishes_every_good_day_and_fails_naming_the_bad_one(airflow_db, tmp_path, monkeypatch):
     """One run over four days (the from_ds/to_ds Params), the second one corrupt: three days are
-    published by one Spark job, the corrupt one is quarantined, and the run ends failed at publish."""
+    published by one Spark job (and their asset event emitted), the corrupt one is quarantined, and the
+    run ends failed at check_days, naming it."""
     source = tmp_path / "source"
     landing.export_source(source, dt.date(2013, 1, 3), dt.date(2013, 1, 6), fmt="csv")
     bad = source / "flights" / "2013-01-04.csv"
@@ -137,7 +138,8 @@ def test_a_range_run_publishes_every_good_day_and_fails_naming_the_bad_one(airfl
         "wait_for_history": "success",
         "build_features": "success",
         "validate_features": "success",
-        "publish": "failed",
+        "publish": "success",
+        "check_days": "failed",
     }
     good = [dt.date(2013, 1, 3), dt.date(2013, 1, 5), dt.date(2013, 1, 6)]
     assert lake.list_partitions("features", features.DATASET, settings.lake) == good
@@ -148,3 +150,5 @@ def test_a_range_run_publishes_every_good_day_and_fails_naming_the_bad_one(airfl
     manifest = features.read_manifest(lake.partition_path("features", features.DATASET, "2013-01-05", settings.lake))
     assert "2013-01-04" in manifest["history_days_missing"]
     assert manifest["history_days_available"]["7"] == 1
+    event = _asset_events("2013-01-03")[-1]
+    assert event["days"] == ["2013-01-03", "2013-01-05", "2013-01-06"]

@@ -244,3 +244,68 @@ def test_airflow_cli_lists_the_plugin(env):
     plugins = {p["name"]: p for p in json.loads(out[out.index("[") :])}
     assert "flywheel" in plugins
     assert "Model health" in json.dumps(plugins["flywheel"])
+
+
+def test_the_mlflow_proxy_is_read_only_and_never_forwards_the_airflow_login(client, auth, monkeypatch):
+    """/flywheel/mlflow/... reaches the stack's MLflow server (here a small real HTTP server on its
+    port that records what it receives): GETs and search POSTs pass, without the Airflow cookie or
+    token; writes and cross-origin posts are refused before anything is sent."""
+    import http.server
+    import socket
+    import threading
+
+    received: list[dict] = []
+
+    class Upstream(http.server.BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            received.append({"method": self.command, "path": self.path, "headers": dict(self.headers),
+                             "body": self.rfile.read(length).decode()})  # fmt: skip
+            body = b'{"ok": true}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Set-Cookie", "mlflow=1")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Upstream)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("FLYWHEEL_MLFLOW_PORT", str(port))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    try:
+        client.cookies.set("_token", "the-airflow-session")
+        page = client.get("/flywheel/mlflow/ajax-api/2.0/mlflow/experiments/get?experiment_id=1", headers=auth)
+        assert page.status_code == 200 and page.json() == {"ok": True}
+        assert "mlflow=1" not in page.headers.get("set-cookie", "")  # MLflow sets no cookie on Airflow's origin
+        search = client.post("/flywheel/mlflow/ajax-api/2.0/mlflow/runs/search", headers=auth, json={"max_results": 1})
+        assert search.status_code == 200
+        assert [(r["method"], r["path"]) for r in received] == [
+            ("GET", "/flywheel/mlflow/ajax-api/2.0/mlflow/experiments/get?experiment_id=1"),
+            ("POST", "/flywheel/mlflow/ajax-api/2.0/mlflow/runs/search"),
+        ]
+        assert json.loads(received[1]["body"]) == {"max_results": 1}
+        for request in received:
+            names = {k.lower() for k in request["headers"]}
+            assert not names & {"cookie", "authorization"}, request["headers"]
+        # Writes (moving an alias, deleting a version) and cross-origin searches never reach MLflow.
+        alias = client.post("/flywheel/mlflow/ajax-api/2.0/mlflow/registered-models/alias", headers=auth, json={})
+        assert alias.status_code == 403 and "read-only" in alias.text
+        assert client.delete("/flywheel/mlflow/ajax-api/2.0/mlflow/registered-models/delete", headers=auth).status_code == 405
+        foreign = client.post(
+            "/flywheel/mlflow/ajax-api/2.0/mlflow/runs/search", headers={**auth, "Origin": "http://evil.example"}, json={}
+        )
+        assert foreign.status_code == 403
+        assert len(received) == 2
+        assert client.post("/flywheel/mlflow/ajax-api/2.0/mlflow/runs/search", json={}).status_code in (401, 403)
+    finally:
+        client.cookies.clear()
+        server.shutdown()

@@ -178,7 +178,7 @@ def test_landing_gate_failure_mails_the_gate_summary(smtp: Inbox) -> None:
     assert mail.login is None
 
 
-def test_range_run_publish_failure_names_the_quarantined_days(smtp: Inbox) -> None:
+def test_range_run_check_days_failure_names_the_quarantined_days(smtp: Inbox) -> None:
     exc = _raised(
         finish,
         "flights_features",
@@ -187,7 +187,7 @@ def test_range_run_publish_failure_names_the_quarantined_days(smtp: Inbox) -> No
             "failed": {"2013-01-04": LANDING_FAILURE, "2013-01-06": "Features gate failed for ...: 1 check(s)"},
         },
     )
-    ti = FakeTI("flights_features", "publish")
+    ti = FakeTI("flights_features", "check_days")
     alerts.QuarantineAlert()(
         _context(ti, ds=None, params={"from_ds": "2013-01-01", "to_ds": "2013-01-06"}, exception=exc)
     )
