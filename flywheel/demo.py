@@ -170,7 +170,7 @@ def _cancel_stale_backfills(demo: Demo, dag_id: str) -> None:
             demo.say(f"{dag_id}: cancelled backfill {old['id']} left by an interrupted run")
 
 
-def trigger(demo: Demo, dag_id: str, conf: dict[str, Any], poll: float = 2.0, timeout: float = 1800) -> dict[str, Any]:
+def trigger(demo: Demo, dag_id: str, conf: dict[str, Any], poll: float = 1.0, timeout: float = 1800) -> dict[str, Any]:
     """Trigger a manual run with ``conf``, print task progress, return the finished run."""
     deadline = time.monotonic() + timeout
     run = demo.api.trigger(dag_id, conf)
