@@ -458,10 +458,18 @@ def status(settings: config.Settings | None = None) -> dict[str, int | None]:
 
 
 def login_banner(settings: config.Settings) -> str:
+    """What `make up` / `make demo` print: where the UIs are and the login."""
+    uri = settings.mlflow_tracking_uri
+    mlflow = (
+        f"MLflow:     {uri} (your tracking server)"
+        if uri.startswith(("http://", "https://"))
+        else f"MLflow UI:  {settings.airflow_url}{config.MLFLOW_PATH}/  (through Airflow's login, read-only; "
+        f"the server itself: {settings.mlflow_ui_url}/)"
+    )
     return (
         f"Airflow UI: {settings.airflow_url}  login: {ADMIN_USER} / {admin_password(settings)}"
-        f"  (kept in {settings.passwords_file})\n"
-        f"MLflow UI:  {settings.mlflow_ui_url}"
+        f"  (kept in {settings.passwords_file})\n{mlflow}\n"
+        "Flywheel:   Model health in the Airflow UI's navigation; an Evidence tab on every task instance"
     )
 
 
