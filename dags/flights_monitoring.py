@@ -7,7 +7,7 @@ through the champion's MLflow version): data drift of the model's inputs, predic
 scores, and model quality on the day's labels (`FLYWHEEL_LABEL_LAG_DAYS` for late labels).
 
 ```
-wait_for_predictions -> monitor -> decide -> drift_detected (emits the `drift` asset event) | no_drift
+wait_for_predictions -> monitor -> decide -> drift_detected (emits the `drift` asset event) | no_drift -> check_days
 ```
 
 `monitor` saves `reports/monitoring/ds=D/` (HTML report + JSON metrics), logs them to MLflow, and

@@ -6,7 +6,7 @@ way). Waits for the day's published features partition, then scores every flight
 at alias **champion**, resolved when the task runs and recorded with every row.
 
 ```
-wait_for_features -> score -> (asset event flights_predictions, extra = {ds, path, rows, model_version})
+wait_for_features -> score (asset event flights_predictions, extra = {ds, path, rows, model_version}) -> check_days
 ```
 
 Writes `predictions/flights/ds=D/` atomically: the flight key, `probability`, `decision`
