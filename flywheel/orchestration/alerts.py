@@ -190,7 +190,7 @@ class GateFailureAlert(FlywheelAlert):
 
 
 class QuarantineAlert(FlywheelAlert):
-    """``on_failure_callback`` of a range run's last task: which days were quarantined and why."""
+    """``on_failure_callback`` of a range run's ``check_days`` (features, scoring, monitoring): which days were left out and why."""
 
     def compose(self, context: Context, settings: config.Settings) -> tuple[str, str]:
         exc = context.get("exception")
@@ -199,7 +199,7 @@ class QuarantineAlert(FlywheelAlert):
         failed = re.findall(r"^ds=(\d{4}-\d{2}-\d{2}):", message, flags=re.MULTILINE)
         if isinstance(exc, AirflowFailException) and failed:
             what = f"{len(failed)} day(s) quarantined ({', '.join(failed)})"
-            lead = "These days failed a gate and were quarantined; the run's other days were published:"
+            lead = "These days could not be done (quarantined, or failed on the way); the run's other days were done:"
         else:
             what = f"{ti.task_id} failed"
             lead = f"{ti.task_id} failed:"

@@ -99,7 +99,7 @@ def no_drift(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 def check_monitored(result: Any, branches: list[Any]) -> Any:
     """Fail a range run with days that could not be monitored, after the branch (and its drift event)."""
-    checked = check_days()(result)
+    checked = check_days(on_failure_callback=alerts.QuarantineAlert())(result)
     branches >> checked
     return checked
 

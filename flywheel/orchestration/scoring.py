@@ -8,6 +8,7 @@ from typing import Any
 from airflow.sdk import PokeReturnValue, task
 from airflow.sdk.exceptions import AirflowFailException
 
+from flywheel.orchestration import alerts
 from flywheel.orchestration.assets import PREDICTIONS
 from flywheel.orchestration.days import check_days, outcome, run_days
 
@@ -54,4 +55,4 @@ def score(ready: dict[str, Any], outlet_events: Any = None) -> dict[str, Any]:
 
 def check_scored(scored: Any) -> Any:
     """Fail a range run that left quarantined days out, after the others are scored."""
-    return check_days()(scored)
+    return check_days(on_failure_callback=alerts.QuarantineAlert())(scored)

@@ -16,6 +16,8 @@ EXPECTED = {
     ("flights_features", "validate_landing"): ("on_failure_callback", alerts.GateFailureAlert, "landing gate"),
     ("flights_features", "validate_features"): ("on_failure_callback", alerts.GateFailureAlert, "features gate"),
     ("flights_features", "check_days"): ("on_failure_callback", alerts.QuarantineAlert, None),
+    ("flights_scoring", "check_days"): ("on_failure_callback", alerts.QuarantineAlert, None),
+    ("flights_monitoring", "check_days"): ("on_failure_callback", alerts.QuarantineAlert, None),
     ("flights_monitoring", "drift_detected"): ("on_success_callback", alerts.DriftAlert, None),
     **{
         (dag_id, "train_and_gate.validate_training_set"): (
