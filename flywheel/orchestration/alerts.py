@@ -24,6 +24,7 @@ from airflow.sdk import BaseNotifier
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from flywheel import config
+from flywheel.orchestration.days import RangeParamsError
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -178,7 +179,10 @@ class GateFailureAlert(FlywheelAlert):
         exc = context.get("exception")
         ti = context["ti"]
         label = self._label(context)
-        if isinstance(exc, AirflowFailException):
+        if isinstance(exc, RangeParamsError):  # nothing was landed or gated: the Params were wrong
+            what = "bad from_ds/to_ds Params, nothing ran"
+            lead = "The run's days could not be worked out:"
+        elif isinstance(exc, AirflowFailException):
             what = f"{self.gate} failed"
             lead = f"The {self.gate} stopped {label}. What failed and what to do:"
         else:

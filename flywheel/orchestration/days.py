@@ -17,6 +17,10 @@ from airflow.sdk.exceptions import AirflowFailException
 from flywheel import lake
 
 
+class RangeParamsError(AirflowFailException):
+    """The run's from_ds/to_ds Params (or its missing logical date) name no valid days: nothing ran."""
+
+
 def range_params() -> dict[str, Param]:
     """The Params of a daily DAG that let one manual run cover a range of days."""
     return {
@@ -42,20 +46,20 @@ def run_days(ds: str | None, params: dict[str, Any] | None) -> list[str]:
     params = params or {}
     first, last = params.get("from_ds"), params.get("to_ds")
     if not first and last:
-        raise AirflowFailException(f"to_ds={last} without from_ds: give the first day of the range too")
+        raise RangeParamsError(f"to_ds={last} without from_ds: give the first day of the range too")
     if first:
         try:
             days = [d.isoformat() for d in lake.days_between(first, last or first)]
         except lake.LakeError as exc:
-            raise AirflowFailException(f"range run from_ds={first} to_ds={last}: {exc}") from exc
+            raise RangeParamsError(f"range run from_ds={first} to_ds={last}: {exc}") from exc
         if len(days) > MAX_RANGE_DAYS:
-            raise AirflowFailException(
+            raise RangeParamsError(
                 f"range run from_ds={first} to_ds={last}: {len(days)} days, more than {MAX_RANGE_DAYS}; "
                 "split it into several runs"
             )
         return days
     if not ds:
-        raise AirflowFailException(
+        raise RangeParamsError(
             "this run has no logical date and no from_ds/to_ds Params: trigger it with a logical date "
             "(one day) or with from_ds and to_ds (a range)"
         )

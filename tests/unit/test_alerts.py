@@ -178,6 +178,18 @@ def test_landing_gate_failure_mails_the_gate_summary(smtp: Inbox) -> None:
     assert mail.login is None
 
 
+def test_bad_range_params_mail_says_so_not_landing_failed(smtp: Inbox) -> None:
+    from flywheel.orchestration.days import run_days
+
+    exc = _raised(run_days, None, {"from_ds": "2013-01-05", "to_ds": "2013-01-02"})
+    ti = FakeTI("flights_features", "land")
+    alerts.GateFailureAlert("landing")(_context(ti, exception=exc))
+
+    [mail] = smtp.messages
+    assert mail.subject.endswith(": bad from_ds/to_ds Params, nothing ran"), mail.subject
+    assert "2013-01-05..2013-01-02 ends before it starts" in mail.body
+
+
 def test_range_run_check_days_failure_names_the_quarantined_days(smtp: Inbox) -> None:
     exc = _raised(
         finish,
