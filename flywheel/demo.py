@@ -87,71 +87,44 @@ def backfill(
     end: dt.date | None = None,
     max_active_runs: int = 3,
     poll: float = 5.0,
-) -> dict[str, str]:
-    """Backfill ``start..end`` (default: the demo's range) through the scheduler; print progress;
-    return the state per day."""
-    return backfill_together(demo, [(dag_id, max_active_runs)], start, end, poll)[dag_id]
-
-
-def backfill_together(
-    demo: Demo,
-    dags: list[tuple[str, int]],
-    start: dt.date | None = None,
-    end: dt.date | None = None,
-    poll: float = 5.0,
     timeout: float = 3600,
-) -> dict[str, dict[str, str]]:
-    """Backfill several DAGs over the same days at once, as the daily schedule would run them: the
-    downstream DAGs' sensors wait for the upstream partitions. Returns the state per DAG and day."""
+) -> dict[str, str]:
+    """Backfill ``start..end`` (default: the demo's range) through the scheduler, one run per day as a
+    user's backfill runs; print progress; return the state per day. (The demo itself uses range runs.)"""
     deadline = time.monotonic() + timeout
     start, end = start or demo.start, end or demo.end
     wanted = {d.isoformat() for d in demo.days(start, end)}
-    pending: dict[str, int | None] = {}
-    for dag_id, max_active_runs in dags:
-        done = {ds for ds, r in _runs(demo, dag_id).items() if ds in wanted and r["state"] == "success"}
-        if done == wanted:
-            demo.say(f"{dag_id}: all {len(wanted)} days of {start}..{end} already succeeded")
-            pending[dag_id] = None
-            continue
-        _cancel_stale_backfills(demo, dag_id)
-        # Days that already succeeded are kept; failed days run again.
-        created = demo.api.create_backfill(
-            dag_id, f"{start.isoformat()}T00:00:00Z", f"{end.isoformat()}T00:00:00Z", max_active_runs, "failed"
-        )
-        pending[dag_id] = created["id"]
-        demo.say(f"{dag_id}: backfill {created['id']} created for {start}..{end} ({len(wanted)} days)")
-    results: dict[str, dict[str, str]] = {}
+    done = {ds for ds, r in _runs(demo, dag_id).items() if ds in wanted and r["state"] == "success"}
+    if done == wanted:
+        demo.say(f"{dag_id}: all {len(wanted)} days of {start}..{end} already succeeded")
+        return dict.fromkeys(sorted(wanted), "success")
+    _cancel_stale_backfills(demo, dag_id)
+    # Days that already succeeded are kept; failed days run again.
+    created = demo.api.create_backfill(
+        dag_id, f"{start.isoformat()}T00:00:00Z", f"{end.isoformat()}T00:00:00Z", max_active_runs, "failed"
+    )
+    demo.say(f"{dag_id}: backfill {created['id']} created for {start}..{end} ({len(wanted)} days)")
     last_line = ""
     while True:
-        parts = []
-        for dag_id, backfill_id in pending.items():
-            runs = {ds: r for ds, r in _runs(demo, dag_id).items() if ds in wanted}
-            finished = {ds: r["state"] for ds, r in runs.items() if r["state"] in ("success", "failed")}
-            if backfill_id is None or (
-                len(finished) == len(wanted) and demo.api.backfill(backfill_id).get("completed_at")
-            ):
-                results[dag_id] = {ds: finished.get(ds, "success") for ds in sorted(wanted)}
-            active = [r for r in runs.values() if r["state"] == "running"]
-            current = ""
-            if active:
-                states = _task_states(demo, dag_id, {r["dag_run_id"] for r in active})
-                for run in sorted(active, key=lambda r: r["logical_date"]):
-                    running = [t for t, st in states.get(run["dag_run_id"], {}).items() if st in ("running", "queued")]
-                    if running:
-                        current += f" {run['logical_date'][5:10]}:{','.join(running)}"
-            failed = sorted(ds for ds, st in finished.items() if st == "failed")
-            parts.append(
-                f"{dag_id}: {len(finished)}/{len(wanted)}" + (f" (failed {failed})" if failed else "") + current
-            )
-        line = " | ".join(parts)
+        runs = {ds: r for ds, r in _runs(demo, dag_id).items() if ds in wanted}
+        finished = {ds: r["state"] for ds, r in runs.items() if r["state"] in ("success", "failed")}
+        if len(finished) == len(wanted) and demo.api.backfill(created["id"]).get("completed_at"):
+            return {ds: finished[ds] for ds in sorted(wanted)}
+        active = [r for r in runs.values() if r["state"] == "running"]
+        current = ""
+        states = _task_states(demo, dag_id, {r["dag_run_id"] for r in active})
+        for run in sorted(active, key=lambda r: r["logical_date"]):
+            running = [t for t, st in states.get(run["dag_run_id"], {}).items() if st in ("running", "queued")]
+            if running:
+                current += f" {run['logical_date'][5:10]}:{','.join(running)}"
+        failed = sorted(ds for ds, st in finished.items() if st == "failed")
+        line = f"{dag_id}: {len(finished)}/{len(wanted)}" + (f" (failed {failed})" if failed else "") + current
         _watch_stack(demo)
         if line != last_line:
             demo.say(line)
             last_line = line
-        if len(results) == len(pending):
-            return results
         if time.monotonic() > deadline:
-            raise DemoError(f"backfills of {', '.join(pending)} not finished after {timeout:.0f}s: {line}")
+            raise DemoError(f"backfill of {dag_id} not finished after {timeout:.0f}s: {line}")
         time.sleep(poll)
 
 
@@ -255,15 +228,11 @@ def step_features(demo: Demo) -> None:
     wait_for_dag(demo, FEATURE_DAG)
     states = range_run(demo, FEATURE_DAG, demo.start, demo.end)
     demo.results["features"] = [_day_row(demo.settings, lake.parse_ds(ds), s) for ds, s in states.items()]
-    demo.results["features_failed"] = sorted(ds for ds, s in states.items() if s != "success")
 
 
 def step_training(demo: Demo) -> None:
-    """Train the first champion on the backfilled window through flights_training."""
-    if demo.results.get("features_failed"):
-        raise DemoError(
-            f"flights_features failed for {demo.results['features_failed']}: not training on a gappy window"
-        )
+    """Train the first champion on the window's features through flights_training (a failed range run
+    of the features has already stopped the demo: no training on a gappy window)."""
     wait_for_dag(demo, TRAINING_DAG)
     from flywheel.registry import history
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import Param, task
+from airflow.sdk import Param, PokeReturnValue, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from flywheel import lake
@@ -78,6 +78,28 @@ def outcome(task: str, done: list[str], failed: dict[str, str], earlier: dict[st
             f"{task}: no day left to work on.\n" + "\n".join(f"ds={d}: {why}" for d, why in sorted(failed.items()))
         )
     return {"days": sorted(done), "failed": failed}
+
+
+def poke_upstream(task: str, days: list[str], zone: str, dataset: str, if_quarantined: str) -> PokeReturnValue:
+    """A sensor's poke: done once every day has its ``zone/dataset`` partition or is in quarantine.
+
+    A quarantined day is a failure carried on (``if_quarantined`` says what to do about it), so a
+    one-day run whose day is quarantined fails at once and a range run goes on without it.
+    """
+    from flywheel import landing
+
+    ready, failed, waiting = [], {}, []
+    for day in days:
+        if lake.exists(zone, dataset, day):
+            ready.append(day)
+        elif lake.exists("quarantine", landing.DATASET, day):
+            failed[day] = f"in quarantine ({lake.partition_path('quarantine', landing.DATASET, day)}): {if_quarantined}"
+        else:
+            waiting.append(day)
+    if waiting:
+        print(f"waiting for {zone}/{dataset} of {', '.join(waiting)}")
+        return PokeReturnValue(is_done=False)
+    return PokeReturnValue(is_done=True, xcom_value=outcome(task, ready, failed))
 
 
 # A range longer than this is a typo (a year of 2013 is 365 days): refused before anything runs.

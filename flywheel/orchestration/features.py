@@ -39,23 +39,34 @@ def land(ds: str | None = None, params: dict[str, Any] | None = None) -> dict[st
     return outcome("land", done, failed)
 
 
+def _gate_each(task: str, upstream: dict[str, Any], gate: Any, errors: tuple[type[Exception], ...], skip: Any = None) -> dict[str, Any]:
+    """Run ``gate`` on each day of ``upstream`` (one Data Docs build for all of them); a day whose gate
+    raises one of ``errors`` is a failure carried on, a day ``skip`` says is done already passes."""
+    from flywheel.validation import batched_data_docs
+
+    done, failed = [], {}
+    with batched_data_docs():
+        for day in upstream["days"]:
+            if skip is not None and skip(day):
+                done.append(day)
+                continue
+            try:
+                gate(day)
+            except errors as exc:
+                failed[day] = str(exc)
+            else:
+                done.append(day)
+    return outcome(task, done, failed, upstream["failed"])
+
+
 @task(on_failure_callback=alerts.landing_gate())
 def validate_landing(landed: dict[str, Any]) -> dict[str, Any]:
     """GX gate on each landed day; a failed day is in quarantine/ and goes no further."""
     from flywheel import landing
-    from flywheel.validation import GateFailed, batched_data_docs, validate_landing
+    from flywheel.validation import GateFailed, validate_landing
 
-    done, failed = [], {}
-    with batched_data_docs():
-        for day in landed["days"]:
-            try:
-                validate_landing(day)
-            except (GateFailed, landing.LandingError) as exc:
-                # LandingError: the landed day is gone, e.g. quarantined by an earlier try of this task.
-                failed[day] = str(exc)
-            else:
-                done.append(day)
-    return outcome("validate_landing", done, failed, landed["failed"])
+    # LandingError: the landed day is gone, e.g. quarantined by an earlier try of this task.
+    return _gate_each("validate_landing", landed, validate_landing, (GateFailed, landing.LandingError))
 
 
 @task.sensor(poke_interval=5, timeout=6 * 3600, mode="reschedule")
@@ -95,22 +106,15 @@ def build_features_local(checked: dict[str, Any]) -> dict[str, Any]:
 def validate_features(checked: dict[str, Any]) -> dict[str, Any]:
     """GX gate on the candidate features of each day; publishes them to features/ or quarantines the day."""
     from flywheel import features, lake
-    from flywheel.validation import GateFailed, batched_data_docs, validate_features
+    from flywheel.validation import GateFailed, validate_features
 
-    done, failed = [], {}
-    with batched_data_docs():
-        for day in checked["days"]:
-            candidate = lake.exists("features", features.CANDIDATE_DATASET, day)
-            if not candidate and lake.exists("features", features.DATASET, day):
-                done.append(day)  # published by an earlier try of this task (build_features ran just before)
-                continue
-            try:
-                validate_features(day)
-            except (GateFailed, lake.LakeError) as exc:
-                failed[day] = str(exc)
-            else:
-                done.append(day)
-    return outcome("validate_features", done, failed, checked["failed"])
+    def published_by_an_earlier_try(day: str) -> bool:  # build_features ran just before this task
+        candidate = lake.exists("features", features.CANDIDATE_DATASET, day)
+        return not candidate and lake.exists("features", features.DATASET, day)
+
+    return _gate_each(
+        "validate_features", checked, validate_features, (GateFailed, lake.LakeError), published_by_an_earlier_try
+    )
 
 
 @task(outlets=[FEATURES])

@@ -16,30 +16,17 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from flywheel.orchestration import alerts
 from flywheel.orchestration.assets import DRIFT
-from flywheel.orchestration.days import check_days, outcome, run_days
+from flywheel.orchestration.days import check_days, outcome, poke_upstream, run_days
 
 
 @task.sensor(poke_interval=10, timeout=dt.timedelta(hours=12).total_seconds(), mode="reschedule")
 def wait_for_predictions(ds: str | None = None, params: dict[str, Any] | None = None) -> PokeReturnValue:
     """Every day of the run has its predictions published by flights_scoring; a quarantined day
     fails a one-day run at once, and is left out of a range run (whose last task then fails)."""
-    from flywheel import lake, landing
-
-    ready, failed, waiting = [], {}, []
-    for day in run_days(ds, params):
-        if lake.exists("predictions", "flights", day):
-            ready.append(day)
-        elif lake.exists("quarantine", landing.DATASET, day):
-            failed[day] = (
-                f"in quarantine ({lake.partition_path('quarantine', landing.DATASET, day)}): it will not be scored. "
-                "Fix the day, rerun flights_features and flights_scoring for it, then clear this run."
-            )
-        else:
-            waiting.append(day)
-    if waiting:
-        print(f"waiting for the predictions of {', '.join(waiting)}")
-        return PokeReturnValue(is_done=False)
-    return PokeReturnValue(is_done=True, xcom_value=outcome("wait_for_predictions", ready, failed))
+    return poke_upstream(
+        "wait_for_predictions", run_days(ds, params), "predictions", "flights",
+        "it will not be scored. Fix the day, rerun flights_features and flights_scoring for it, then clear this run.",
+    )  # fmt: skip
 
 
 @task

@@ -10,30 +10,19 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from flywheel.orchestration import alerts
 from flywheel.orchestration.assets import PREDICTIONS
-from flywheel.orchestration.days import check_days, outcome, run_days
+from flywheel.orchestration.days import check_days, poke_upstream, run_days
 
 
 @task.sensor(poke_interval=10, timeout=dt.timedelta(hours=12).total_seconds(), mode="reschedule")
 def wait_for_features(ds: str | None = None, params: dict[str, Any] | None = None) -> PokeReturnValue:
     """Every day of the run has its features partition published (its gate passed); a quarantined
     day fails a one-day run at once, and is left out of a range run (whose last task then fails)."""
-    from flywheel import features, lake, landing
+    from flywheel import features
 
-    ready, failed, waiting = [], {}, []
-    for day in run_days(ds, params):
-        if lake.exists("features", features.DATASET, day):
-            ready.append(day)
-        elif lake.exists("quarantine", landing.DATASET, day):
-            failed[day] = (
-                f"in quarantine ({lake.partition_path('quarantine', landing.DATASET, day)}): its features will not be "
-                "published. Fix the day and rerun flights_features for it, then clear this run."
-            )
-        else:
-            waiting.append(day)
-    if waiting:
-        print(f"waiting for the features of {', '.join(waiting)}")
-        return PokeReturnValue(is_done=False)
-    return PokeReturnValue(is_done=True, xcom_value=outcome("wait_for_features", ready, failed))
+    return poke_upstream(
+        "wait_for_features", run_days(ds, params), "features", features.DATASET,
+        "its features will not be published. Fix the day and rerun flights_features for it, then clear this run.",
+    )  # fmt: skip
 
 
 @task(outlets=[PREDICTIONS])
