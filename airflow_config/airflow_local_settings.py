@@ -3,7 +3,8 @@
 Warm task start: the LocalExecutor forks each task process from the scheduler on Linux, so
 libraries the scheduler imported once are already in every task process. Importing the heavy
 task libraries here saves several seconds per task (great_expectations, mlflow and evidently
-each take seconds to import on a 2-core machine). Only the scheduler does it, and only when
+each take seconds to import on a 2-core machine). Celery workers (the cluster profile) fork their
+tasks too and preload the same way. Only the process that forks tasks does it, and only when
 ``FLYWHEEL_PRELOAD`` is set: DAG parsing (the dag-processor) stays light, as the DAG integrity
 tests require. Libraries that are not fork-safe (the gRPC client of Spark Connect) are not preloaded.
 """
@@ -28,11 +29,17 @@ PRELOAD = (
 )
 
 
-def _is_scheduler() -> bool:
-    return len(sys.argv) > 1 and os.path.basename(sys.argv[0]) == "airflow" and sys.argv[1] == "scheduler"
+def _forks_tasks() -> bool:
+    """This process forks the task processes: the scheduler of a LocalExecutor, or a Celery worker
+    (the cluster profile; its pool processes fork the tasks)."""
+    if len(sys.argv) < 2 or os.path.basename(sys.argv[0]) != "airflow":
+        return False
+    if sys.argv[1] == "scheduler":
+        return os.environ.get("AIRFLOW__CORE__EXECUTOR", "LocalExecutor") == "LocalExecutor"
+    return sys.argv[1:3] == ["celery", "worker"]
 
 
-if os.environ.get("FLYWHEEL_PRELOAD") == "1" and _is_scheduler():
+if os.environ.get("FLYWHEEL_PRELOAD") == "1" and _forks_tasks():
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     for _name in PRELOAD:
         try:

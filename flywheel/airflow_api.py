@@ -140,20 +140,21 @@ class AirflowAPI:
         body = self._client.TriggerDAGRunPostBody(logical_date=None, conf=conf)
         return _json(self.call(f"trigger {dag_id}", self.dag_runs.trigger_dag_run, dag_id, body, idempotent=False))
 
-    def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
-        """Task id -> state (``"none"`` when not scheduled yet) of one run."""
-        out: dict[str, str] = {}
-        offset = 0
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        """Every task instance of one run (state, hostname, queue, try_number, ...), paginated."""
+        out: list[dict[str, Any]] = []
         while True:
             page = self.call(
                 f"GET task instances of {dag_id}/{run_id}", self.task_instances.get_task_instances, dag_id, run_id,
-                limit=PAGE, offset=offset,
+                limit=PAGE, offset=len(out),
             )  # fmt: skip
-            for ti in page.task_instances:
-                out[ti.task_id] = ti.state.value if ti.state is not None else "none"
-            offset += len(page.task_instances)
-            if not page.task_instances or offset >= page.total_entries:
+            out += [_json(ti) for ti in page.task_instances]
+            if not page.task_instances or len(out) >= page.total_entries:
                 return out
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
+        """Task id -> state (``"none"`` when not scheduled yet) of one run."""
+        return {ti["task_id"]: ti.get("state") or "none" for ti in self.task_instances(dag_id, run_id)}
 
     def xcom_value(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
         entry = self.call(

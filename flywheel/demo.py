@@ -485,7 +485,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.start < args.as_of < args.until:
         parser.error("need --start < --as-of < --until")
     demo = Demo(config.load(), args.start, args.as_of, args.until)
-    demo.say(f"starting the local stack (PostgreSQL, MLflow, Spark Connect, Airflow) under {demo.settings.home}")
+    parts = (
+        "PostgreSQL, an MLflow tracking server, a Spark master and worker behind Spark Connect, Airflow with "
+        f"{demo.settings.celery_workers} Celery workers"
+        if demo.settings.cluster
+        else "PostgreSQL, MLflow, Spark Connect, Airflow"
+    )
+    demo.say(f"starting the {demo.settings.profile} stack ({parts}) under {demo.settings.home}")
     try:
         seconds = stack.up(demo.settings)
     except stack.StackError as exc:

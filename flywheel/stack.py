@@ -13,27 +13,38 @@ import argparse
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from flywheel import config, database
+from flywheel import cluster, config, database, processes
+from flywheel.processes import StackError
 
 # The triggerer runs deferred tasks; without one the UI's health panel shows it red.
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
-# Start order; `down` stops them in reverse (the database last).
-COMPONENTS = ("postgres", "mlflow", "spark-connect", *(f"airflow-{c}" for c in AIRFLOW_COMPONENTS))
 ADMIN_USER = "admin"
+# Each profile's components in start order; `down` stops them in reverse (the database last).
+LAPTOP = ("postgres", "mlflow", "spark-connect", *(f"airflow-{c}" for c in AIRFLOW_COMPONENTS))
 
 
-class StackError(RuntimeError):
-    """A local component failed to start or to answer."""
+def components(settings: config.Settings) -> list[str]:
+    """The components of the settings' profile, in start order."""
+    if not settings.cluster:
+        return list(LAPTOP)
+    return ["postgres", "mlflow", *cluster.components(settings)[:2], "spark-connect",
+            *LAPTOP[3:], *cluster.worker_names(settings)]  # fmt: skip
+
+
+def _known(settings: config.Settings) -> list[str]:
+    """Every component a stack of this FLYWHEEL_HOME may have started (either profile, any worker count)."""
+    names = components(settings)
+    for pidfile in sorted(processes.run_dir(settings).glob("*.pid")):
+        if pidfile.stem not in names and "." not in pidfile.stem:
+            names.insert(1, pidfile.stem)  # stopped before the database, like the rest
+    return names
 
 
 def bin_dir() -> Path:
@@ -80,7 +91,7 @@ def airflow_env(settings: config.Settings | None = None, spark_connect: bool = T
             "AIRFLOW__CORE__DAGS_FOLDER": str(config.REPO_ROOT / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(config.REPO_ROOT / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",  # the cluster profile: CeleryExecutor, below
             # Three task processes on two cores: a Spark task mostly waits for the Spark Connect server
             # and a sensor poke is short, so a third slot keeps the CPUs busy; more only thrashes.
             "AIRFLOW__CORE__PARALLELISM": env.get("AIRFLOW__CORE__PARALLELISM", "3"),
@@ -110,99 +121,9 @@ def airflow_env(settings: config.Settings | None = None, spark_connect: bool = T
     )
     if spark_connect and not settings.spark_remote:
         env["SPARK_REMOTE"] = f"sc://{settings.client_host}:{settings.spark_connect_port}"
+    if settings.cluster:
+        env.update(cluster.airflow_env(settings))
     return env
-
-
-def _run_dir(settings: config.Settings) -> Path:
-    path = settings.home / "run"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def _log_dir(settings: config.Settings) -> Path:
-    path = settings.home / "logs"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def _alive(pid: int) -> bool:
-    """The process exists and is not a zombie (an exited child its parent has not reaped yet)."""
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    status = Path(f"/proc/{pid}/status")
-    if status.is_file() and "\nState:\tZ" in status.read_text():
-        try:  # reap it if it is our child
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
-        return False
-    return True
-
-
-def _pid(settings: config.Settings, name: str) -> int | None:
-    pidfile = _run_dir(settings) / f"{name}.pid"
-    if not pidfile.is_file():
-        return None
-    try:
-        pid = int(pidfile.read_text().strip())
-    except ValueError:
-        pid = -1
-    if pid <= 0 or not _alive(pid):
-        pidfile.unlink(missing_ok=True)
-        return None
-    return pid
-
-
-def _port_in_use(port: int, host: str = "127.0.0.1") -> bool:
-    import socket
-
-    with socket.socket() as sock:
-        sock.settimeout(1)
-        return sock.connect_ex((host, port)) == 0
-
-
-def _spawn(
-    settings: config.Settings, name: str, argv: list[str], env: dict[str, str], port: int | None = None
-) -> int:
-    existing = _pid(settings, name)
-    if existing:
-        return existing
-    if port is not None and _port_in_use(port, settings.client_host):
-        # Without this check the new stack would silently talk to whatever answers there (e.g. the
-        # stack of another checkout or FLYWHEEL_HOME) while its own server fails to bind.
-        raise StackError(
-            f"port {port} (for {name}) is already in use by a process this stack ({settings.home}) did not start: "
-            "stop it (`make down` in the checkout that started it, with its FLYWHEEL_HOME) "
-            "or choose other ports (FLYWHEEL_AIRFLOW_PORT, FLYWHEEL_MLFLOW_PORT, FLYWHEEL_SPARK_CONNECT_PORT)"
-        )
-    log = (_log_dir(settings) / f"{name}.log").open("ab")
-    proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    (_run_dir(settings) / f"{name}.pid").write_text(str(proc.pid))
-    return proc.pid
-
-
-def _wait_http(url: str, timeout: float, name: str, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as resp:
-                if resp.status < 500:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.5)
-    raise StackError(f"{name} did not answer on {url} within {timeout:.0f}s; see {log}")
-
-
-def _wait_port(port: int, timeout: float, name: str, log: Path, host: str = "127.0.0.1") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if _port_in_use(port, host):
-            return
-        time.sleep(0.5)
-    raise StackError(f"{name} did not listen on port {port} within {timeout:.0f}s; see {log}")
 
 
 def check_java() -> None:
@@ -216,7 +137,7 @@ def start_spark_connect(settings: config.Settings, wait: bool = True) -> None:
     """A long-lived local Spark Connect server, so a task connects in ~1 s instead of starting a JVM."""
     check_java()
     name = "spark-connect"
-    log = _log_dir(settings) / f"{name}.log"
+    log = processes.log_of(settings, name)
     spark_dir = settings.home / "spark"
     spark_dir.mkdir(parents=True, exist_ok=True)
     import pyspark
@@ -253,44 +174,40 @@ def start_spark_connect(settings: config.Settings, wait: bool = True) -> None:
         f"spark.driver.extraJavaOptions=-Dderby.system.home={spark_dir / 'derby'}",
         "--conf",
         f"spark.local.dir={spark_dir / 'tmp'}",
+        *(cluster.spark_connect_conf(settings) if settings.cluster else []),
     ]
     env = dict(os.environ, SPARK_HOME=str(spark_home))
     env.pop("SPARK_REMOTE", None)
-    _spawn(settings, name, argv, env, port=settings.spark_connect_port)
+    processes.spawn(settings, name, argv, env, port=settings.spark_connect_port)
     if wait:
-        _wait_port(settings.spark_connect_port, 120, "Spark Connect server", log, settings.client_host)
+        processes.wait_port(settings.spark_connect_port, 120, "Spark Connect server", log, settings.client_host)
 
 
 def start_mlflow_ui(settings: config.Settings, wait: bool = True) -> str:
-    """The MLflow UI on the store the tasks write to (the stack's PostgreSQL unless MLFLOW_TRACKING_URI
-    says otherwise); artifacts stay in a folder under FLYWHEEL_HOME."""
+    """The stack's MLflow server on its PostgreSQL store. Laptop profile: the UI on the store the
+    tasks write to directly, artifacts in a folder under FLYWHEEL_HOME. Cluster profile: the tracking
+    server every task talks to over HTTP, serving the artifacts too (``--serve-artifacts``)."""
     name = "mlflow"
-    uri = settings.mlflow_tracking_uri
-    settings.mlflow_artifact_root.mkdir(parents=True, exist_ok=True)
     url = settings.mlflow_ui_url
-    if uri.startswith(("http://", "https://")):
-        return uri  # an MLflow server the user runs: nothing to start
+    if not settings.mlflow_stack_server:
+        return settings.mlflow_tracking_uri  # an MLflow server the user runs: nothing to start
+    settings.mlflow_artifact_root.mkdir(parents=True, exist_ok=True)
+    if settings.cluster:
+        artifacts = ["--serve-artifacts", "--artifacts-destination", settings.mlflow_artifact_root.as_uri(), "--workers", "2"]
+    else:
+        artifacts = ["--default-artifact-root", settings.mlflow_artifact_root.as_uri(), "--workers", "1"]
     argv = [
-        str(bin_dir() / "mlflow"),
-        "server",
-        "--default-artifact-root",
-        settings.mlflow_artifact_root.as_uri(),
-        "--host",
-        settings.bind_host,
-        "--port",
-        str(settings.mlflow_port),
-        "--workers",
-        "1",
-        "--static-prefix",
-        config.MLFLOW_PATH,
-    ]
+        str(bin_dir() / "mlflow"), "server", *artifacts,
+        "--host", settings.bind_host, "--port", str(settings.mlflow_port),
+        "--static-prefix", config.MLFLOW_PATH,
+    ]  # fmt: skip
     # MLflow 3's server runs a job executor (seven huey consumer processes polling the database) for
     # GenAI jobs this stack never submits: about a core's worth of CPU on a 2-core laptop.
     # The store's URL (it may hold a password) goes through the environment, not argv (`ps` shows argv).
-    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", MLFLOW_BACKEND_STORE_URI=uri)
-    _spawn(settings, name, argv, env, port=settings.mlflow_port)
+    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", MLFLOW_BACKEND_STORE_URI=settings.mlflow_backend_uri)
+    processes.spawn(settings, name, argv, env, port=settings.mlflow_port)
     if wait:
-        _wait_http(f"{url}/health", 180, "MLflow UI", _log_dir(settings) / f"{name}.log")
+        processes.wait_http(f"{url}/health", 180, "MLflow server", processes.log_of(settings, name))
     return url
 
 
@@ -341,14 +258,19 @@ def start_database(settings: config.Settings) -> None:
 def up(settings: config.Settings | None = None, spark_connect: bool = True, mlflow_ui: bool = True) -> float:
     """Start whatever is not running yet and wait until the Airflow API (and the MLflow UI and Spark
     Connect) answer; returns the seconds it took. The slow starts (a JVM, two migrations, three
-    Python servers) overlap: everything is spawned first, then waited for."""
+    Python servers) overlap: everything is spawned first, then waited for. The cluster profile adds
+    a Spark master and worker (Spark Connect submits to them) and Celery workers."""
     started = time.monotonic()
     settings = settings or config.load()
+    if settings.cluster:
+        cluster.check_broker(settings)
     start_database(settings)
     admin_password(settings)  # generated before the api-server first reads the file
-    if mlflow_ui:
+    if mlflow_ui or settings.cluster:  # on the cluster profile tasks need the server
         start_mlflow_ui(settings, wait=False)
     if spark_connect and not settings.spark_remote:
+        if settings.cluster:
+            cluster.start_spark(settings, wait=False)
         start_spark_connect(settings, wait=False)
     try:
         init_airflow(settings)
@@ -358,33 +280,43 @@ def up(settings: config.Settings | None = None, spark_connect: bool = True, mlfl
     airflow_bin = str(bin_dir() / "airflow")
     # The api-server first: the scheduler's preload (~15 s of CPU, airflow_local_settings.py) would
     # otherwise compete with it, and the UI is what a user waits for.
-    _spawn(settings, "airflow-api-server", [airflow_bin, "api-server"], env, port=settings.airflow_port)
-    _wait_http(
+    processes.spawn(settings, "airflow-api-server", [airflow_bin, "api-server"], env, port=settings.airflow_port)
+    processes.wait_http(
         f"{settings.airflow_url}/api/v2/monitor/health", 180, "Airflow API server",
-        _log_dir(settings) / "airflow-api-server.log",
+        processes.log_of(settings, "airflow-api-server"),
     )  # fmt: skip
-    _spawn(settings, "airflow-dag-processor", [airflow_bin, "dag-processor"], env)
+    processes.spawn(settings, "airflow-dag-processor", [airflow_bin, "dag-processor"], env)
     # --skip-serve-logs: the scheduler's log server binds every interface (no host setting in 3.3);
     # on one machine the api-server reads the task logs from disk anyway.
-    _spawn(settings, "airflow-scheduler", [airflow_bin, "scheduler", "--skip-serve-logs"], env)
+    processes.spawn(settings, "airflow-scheduler", [airflow_bin, "scheduler", "--skip-serve-logs"], env)
     # The triggerer's log server binds every interface too.
-    _spawn(settings, "airflow-triggerer", [airflow_bin, "triggerer", "--skip-serve-logs"], env)
-    if mlflow_ui:
+    processes.spawn(settings, "airflow-triggerer", [airflow_bin, "triggerer", "--skip-serve-logs"], env)
+    if settings.cluster:
+        cluster.start_workers(settings, env, airflow_bin)
+    if mlflow_ui or settings.cluster:
         start_mlflow_ui(settings)  # running already: only waits until it answers
     if spark_connect and not settings.spark_remote:
+        if settings.cluster:
+            cluster.wait_spark_worker(settings)
         start_spark_connect(settings)
+    if settings.cluster:
+        cluster.wait_workers(settings)
     check_running(settings, expected_components(settings, spark_connect, mlflow_ui))
     return time.monotonic() - started
 
 
 def expected_components(settings: config.Settings, spark_connect: bool = True, mlflow_ui: bool = True) -> list[str]:
     """The components `up` starts with these switches (the ones that must stay up)."""
-    names = ["postgres"] if settings.database_embedded else []
-    if mlflow_ui and not settings.mlflow_tracking_uri.startswith(("http://", "https://")):
-        names.append("mlflow")
-    if spark_connect and not settings.spark_remote:
-        names.append("spark-connect")
-    return names + [f"airflow-{c}" for c in AIRFLOW_COMPONENTS]
+    names = []
+    for name in components(settings):
+        if name == "postgres" and not settings.database_embedded:
+            continue
+        if name == "mlflow" and not (settings.mlflow_stack_server and (mlflow_ui or settings.cluster)):
+            continue
+        if name.startswith("spark-") and not (spark_connect and not settings.spark_remote):
+            continue
+        names.append(name)
+    return names
 
 
 def check_running(settings: config.Settings, expected: list[str]) -> None:
@@ -396,7 +328,7 @@ def check_running(settings: config.Settings, expected: list[str]) -> None:
     dead = [name for name in expected if not state.get(name)]
     if dead:
         logs = ", ".join(
-            str(settings.postgres_log if name == "postgres" else _log_dir(settings) / f"{name}.log") for name in dead
+            str(settings.postgres_log if name == "postgres" else processes.log_of(settings, name)) for name in dead
         )
         raise StackError(f"{', '.join(dead)} exited while the stack was in use; see {logs}")
 
@@ -407,35 +339,18 @@ def running(settings: config.Settings) -> list[str]:
 
 def down(settings: config.Settings | None = None) -> list[str]:
     """Stop every component this stack started (SIGTERM to its process group, then SIGKILL), the
-    database last."""
+    database last; whatever the profile, every component with a pid file under FLYWHEEL_HOME."""
     settings = settings or config.load()
     stopped = []
-    for name in reversed(COMPONENTS):
+    for name in reversed(_known(settings)):
         if name == "postgres":
             try:
                 if database.stop(settings):
                     stopped.append(name)
             except database.DatabaseError as exc:
                 raise StackError(str(exc)) from exc
-            continue
-        pid = _pid(settings, name)
-        if pid is None:
-            continue
-        try:
-            os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            continue
-        for _ in range(60):
-            if not _alive(pid):
-                break
-            time.sleep(0.5)
-        else:
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        (_run_dir(settings) / f"{name}.pid").unlink(missing_ok=True)
-        stopped.append(name)
+        elif processes.stop(settings, name):
+            stopped.append(name)
     return stopped
 
 
@@ -443,7 +358,7 @@ def status(settings: config.Settings | None = None) -> dict[str, int | None]:
     """Each component and its pid (None: not running). An external database counts as running."""
     settings = settings or config.load()
     out: dict[str, int | None] = {}
-    for name in COMPONENTS:
+    for name in _known(settings):
         if name == "postgres":
             pidfile = settings.postgres_data_dir / "postmaster.pid"
             if not settings.database_embedded:
@@ -453,7 +368,7 @@ def status(settings: config.Settings | None = None) -> dict[str, int | None]:
             else:
                 out[name] = None
         else:
-            out[name] = _pid(settings, name)
+            out[name] = processes.pid_of(settings, name)
     return out
 
 
@@ -462,7 +377,7 @@ def login_banner(settings: config.Settings) -> str:
     uri = settings.mlflow_tracking_uri
     mlflow = (
         f"MLflow:     {uri} (your tracking server)"
-        if uri.startswith(("http://", "https://"))
+        if not settings.mlflow_stack_server
         else f"MLflow UI:  {settings.airflow_url}{config.MLFLOW_PATH}/  (through Airflow's login, read-only; "
         f"the server itself: {settings.mlflow_ui_url}/)"
     )

@@ -147,7 +147,7 @@ async def mlflow_proxy(request: Request, path: str) -> Response:
 
     _mlflow_read_only(request, path)
     settings = _settings()
-    if settings.mlflow_tracking_uri.startswith(("http://", "https://")):
+    if not settings.mlflow_stack_server:
         raise HTTPException(404, f"MLflow is the server at {settings.mlflow_tracking_uri}, not proxied here")
     upstream = f"{settings.mlflow_ui_url}/{path}"
     headers = {k: v for k, v in request.headers.items() if k.lower() not in _NOT_FORWARDED}

@@ -59,9 +59,10 @@ _DB_SETTINGS = _start_session_database()
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """The e2e tier last: its one stack (session fixtures in tests/e2e/conftest.py) and the settings it
-    puts in the environment stay until the session ends, and the fast tiers give feedback first."""
-    items.sort(key=lambda item: "e2e" in item.path.parts)
+    """The fast tiers first, for feedback; then the cluster tier (its stack lives as long as its module);
+    the e2e tier last: its one stack (session fixtures in tests/e2e/conftest.py) and the settings it
+    puts in the environment stay until the session ends."""
+    items.sort(key=lambda item: 2 if "e2e" in item.path.parts else 1 if "cluster" in item.path.parts else 0)
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -497,10 +497,8 @@ def _experiment(settings: config.Settings, client: MlflowClient) -> str:
     found = client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
-    root = settings.mlflow_artifact_root / "monitoring"
-    root.mkdir(parents=True, exist_ok=True)
     try:
-        return client.create_experiment(name, artifact_location=root.as_uri())
+        return client.create_experiment(name, artifact_location=settings.experiment_artifact_location("monitoring"))
     except MlflowException:
         # Another day's task created it meanwhile.
         found = client.get_experiment_by_name(name)

@@ -89,7 +89,8 @@ def wait_for_history(checked: dict[str, Any]) -> PokeReturnValue:
     return PokeReturnValue(is_done=not pending, xcom_value=checked)
 
 
-@task
+# queue: on the CeleryExecutor (cluster profile) the Spark tasks go to the `spark` queue; LocalExecutor ignores it.
+@task(queue="spark")
 def build_features_local(checked: dict[str, Any]) -> dict[str, Any]:
     """Run spark_jobs/build_features.py for the day(s) in this process (Spark Connect when SPARK_REMOTE is set)."""
     from flywheel import features, lake

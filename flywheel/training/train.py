@@ -1,7 +1,7 @@
 """One training run: assemble the window, tune, fit, calibrate, evaluate, log and register.
 
-Everything goes to MLflow (``settings.mlflow_tracking_uri``, artifacts under
-``settings.mlflow_artifact_root``): a parent run ``train-<as_of>`` with one nested run per
+Everything goes to MLflow (``settings.mlflow_tracking_uri``; artifacts under
+``settings.mlflow_artifact_root``, or served by the MLflow server on the cluster profile): a parent run ``train-<as_of>`` with one nested run per
 Optuna trial, the datasets (train and holdout, with the partitions and content hash), params,
 holdout metrics (overall and per carrier/origin), a permutation-importance plot, and the model,
 registered as a new version of ``settings.model_name`` with the alias ``challenger``.
@@ -33,7 +33,7 @@ OPENMP_THREADS = 1
 
 
 def configure_mlflow(settings: config.Settings) -> str:
-    """Point MLflow at the settings' store and return the experiment id (created with our artifact root)."""
+    """Point MLflow at the settings' store and return the experiment id (artifacts under FLYWHEEL_HOME, or served by the MLflow server)."""
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -48,10 +48,7 @@ def configure_mlflow(settings: config.Settings) -> str:
     experiment = client.get_experiment_by_name(settings.mlflow_experiment)
     if experiment is not None:
         return experiment.experiment_id
-    settings.mlflow_artifact_root.mkdir(parents=True, exist_ok=True)
-    return client.create_experiment(
-        settings.mlflow_experiment, artifact_location=settings.mlflow_artifact_root.as_uri()
-    )
+    return client.create_experiment(settings.mlflow_experiment, artifact_location=settings.experiment_artifact_location())
 
 
 def _span(days: tuple[dt.date, ...]) -> str:

@@ -17,10 +17,9 @@ DECISION_LABELS = {"promoted": "promoted", "rejected": "rejected", "rollback": "
 
 
 def mlflow_ui_base(settings: config.Settings) -> str:
-    """Where links to the MLflow UI point: the stack's server through the plugin, on Airflow's own
-    origin (``config.MLFLOW_PATH``); an MLflow server of the user's (an http tracking URI) directly."""
-    uri = settings.mlflow_tracking_uri
-    return uri.rstrip("/") if uri.startswith(("http://", "https://")) else config.MLFLOW_PATH
+    """Where links to the MLflow UI point: the stack's server (either profile) through the plugin, on
+    Airflow's own origin (``config.MLFLOW_PATH``); an MLflow server of the user's directly."""
+    return config.MLFLOW_PATH if settings.mlflow_stack_server else settings.mlflow_tracking_uri.rstrip("/")
 
 
 def mlflow_run_url(settings: config.Settings, run_id: str | None, experiment_id: str | None = None) -> str | None:

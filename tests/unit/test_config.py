@@ -33,6 +33,14 @@ ENV_VARS = (
     "FLYWHEEL_AIRFLOW_PORT",
     "FLYWHEEL_MLFLOW_PORT",
     "FLYWHEEL_SPARK_CONNECT_PORT",
+    "FLYWHEEL_PROFILE",
+    "FLYWHEEL_CELERY_BROKER_URL",
+    "FLYWHEEL_CELERY_WORKERS",
+    "FLYWHEEL_CELERY_CONCURRENCY",
+    "FLYWHEEL_SPARK_MASTER_PORT",
+    "FLYWHEEL_SPARK_WORKER_CORES",
+    "FLYWHEEL_K8S_SPARK",
+    "FLYWHEEL_WORKER_HOSTNAME",
 )
 
 
@@ -265,3 +273,57 @@ def test_settings_are_frozen() -> None:
     s = config.load()
     with pytest.raises(AttributeError):
         s.home = Path("/elsewhere")  # type: ignore[misc]
+
+
+def test_the_cluster_profile_reaches_mlflow_over_http_and_spark_on_its_standalone_master(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("FLYWHEEL_HOME", str(tmp_path))
+    monkeypatch.setenv("FLYWHEEL_PROFILE", "cluster")
+    s = config.load()
+    assert s.cluster and s.profile == "cluster"
+    assert s.mlflow_tracking_uri == "http://127.0.0.1:5000/flywheel/mlflow"
+    assert s.mlflow_stack_server  # the stack runs that server, on the PostgreSQL store:
+    assert s.mlflow_backend_uri == f"postgresql://postgres@/mlflow?host={tmp_path}/run/pg"
+    assert s.experiment_artifact_location() is None  # the server serves the artifacts
+    assert s.spark_master == s.spark_master_url == "spark://127.0.0.1:7077"
+    assert s.spark_master_ui_url == "http://127.0.0.1:8091"
+    assert (s.celery_broker_url, s.celery_workers, s.celery_concurrency) == ("redis://127.0.0.1:6379/0", 2, 2)
+    assert "redis://" not in repr(s)  # a broker URL may hold a password
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "https://mlflow.example.com")
+    s = config.load()
+    assert s.mlflow_tracking_uri == "https://mlflow.example.com" and not s.mlflow_stack_server
+
+
+def test_the_laptop_profile_writes_to_the_mlflow_store_directly(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("FLYWHEEL_HOME", str(tmp_path))
+    s = config.load()
+    assert not s.cluster and s.mlflow_stack_server and s.spark_master == "local[2]"
+    assert s.mlflow_tracking_uri == s.mlflow_backend_uri
+    assert s.experiment_artifact_location("monitoring") == (tmp_path / "mlflow" / "artifacts" / "monitoring").as_uri()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow:5000")
+    assert not config.load().mlflow_stack_server  # the user's server: the stack starts none
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("FLYWHEEL_PROFILE", "k8s", "expected one of laptop, cluster"),
+        ("FLYWHEEL_CELERY_WORKERS", "0", "at least 1 worker"),
+        ("FLYWHEEL_CELERY_CONCURRENCY", "-1", "at least 1 task slot"),
+        ("FLYWHEEL_SPARK_WORKER_CORES", "0", "at least 1 core"),
+        ("FLYWHEEL_SPARK_MASTER_PORT", "70000", "need a TCP port"),
+        ("FLYWHEEL_K8S_SPARK", "yarn", "expected one of pod, spark-operator"),
+    ],
+)
+def test_bad_cluster_settings_are_named(monkeypatch, name: str, value: str, message: str) -> None:
+    monkeypatch.setenv("FLYWHEEL_PROFILE", "cluster")
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=f"{name}=.*{message}"):
+        config.load()
+
+
+def test_a_worker_records_its_own_host_name(monkeypatch) -> None:
+    import socket
+
+    assert config.worker_hostname() == socket.getfqdn()
+    monkeypatch.setenv("FLYWHEEL_WORKER_HOSTNAME", "flywheel-worker-2")
+    assert config.worker_hostname() == "flywheel-worker-2"

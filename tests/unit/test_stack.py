@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from flywheel import config, stack
+from flywheel import config, processes, stack
 
 
 def test_spawn_refuses_a_port_another_process_holds(tmp_path, monkeypatch):
@@ -17,8 +17,8 @@ def test_spawn_refuses_a_port_another_process_holds(tmp_path, monkeypatch):
         other.bind(("127.0.0.1", 0))
         other.listen()
         port = other.getsockname()[1]
-        with pytest.raises(stack.StackError, match=f"port {port} .* already in use"):
-            stack._spawn(settings, "airflow-api-server", [sys.executable, "-c", "pass"], {}, port=port)
+        with pytest.raises(processes.StackError, match=f"port {port} .* already in use"):
+            processes.spawn(settings, "airflow-api-server", [sys.executable, "-c", "pass"], {}, port=port)
     assert stack.status(settings)["airflow-api-server"] is None  # nothing was started
 
 
@@ -64,7 +64,7 @@ def test_a_damaged_password_file_is_an_error_that_says_what_to_do(tmp_path, monk
 def test_check_running_names_the_component_that_exited_and_its_log(tmp_path, monkeypatch):
     monkeypatch.setenv("FLYWHEEL_HOME", str(tmp_path))
     settings = config.load()
-    stack._spawn(settings, "mlflow", [sys.executable, "-c", "pass"], {})
+    processes.spawn(settings, "mlflow", [sys.executable, "-c", "pass"], {})
     import time
 
     time.sleep(1.0)
@@ -78,8 +78,8 @@ def test_an_exited_unreaped_child_counts_as_dead():
 
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     time.sleep(1.0)  # exited, not yet reaped: a zombie
-    assert stack._alive(child.pid) is False
-    assert stack._alive(__import__("os").getpid()) is True
+    assert processes.alive(child.pid) is False
+    assert processes.alive(__import__("os").getpid()) is True
 
 
 def test_embedded_postgres_starts_on_a_socket_only_and_stops(tmp_path, monkeypatch):
@@ -104,3 +104,45 @@ def test_embedded_postgres_starts_on_a_socket_only_and_stops(tmp_path, monkeypat
         assert database.stop(settings) is True
     assert not database.is_running(settings)
     assert stack.status(settings)["postgres"] is None
+
+
+def test_the_cluster_profile_adds_a_spark_cluster_and_celery_workers(tmp_path, monkeypatch):
+    from flywheel import cluster
+
+    monkeypatch.setenv("FLYWHEEL_HOME", str(tmp_path))
+    monkeypatch.setenv("FLYWHEEL_PROFILE", "cluster")
+    monkeypatch.setenv("FLYWHEEL_CELERY_WORKERS", "3")
+    for name in ("FLYWHEEL_DATABASE_URL", "MLFLOW_TRACKING_URI", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "SPARK_REMOTE"):
+        monkeypatch.delenv(name, raising=False)
+    settings = config.load()
+    assert stack.components(settings) == [
+        "postgres", "mlflow", "spark-master", "spark-worker-1", "spark-connect",
+        "airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
+        "airflow-worker-1", "airflow-worker-2", "airflow-worker-3",
+    ]  # fmt: skip
+    env = stack.airflow_env(settings)
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://127.0.0.1:6379/0"
+    assert env["AIRFLOW__CORE__PARALLELISM"] == "6"  # 3 workers x 2 slots
+    assert env["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:5000/flywheel/mlflow"  # tasks: HTTP only
+    assert [cluster.worker_hostname(n) for n in cluster.worker_names(settings)] == [
+        "flywheel-worker-1", "flywheel-worker-2", "flywheel-worker-3"
+    ]
+    # `down` and `status` also know components a stack of the other profile left running.
+    (tmp_path / "run").mkdir(exist_ok=True)
+    (tmp_path / "run" / "spark-worker-9.pid").write_text("999999999")
+    monkeypatch.setenv("FLYWHEEL_PROFILE", "laptop")
+    assert "spark-worker-9" in stack.status(config.load())
+
+
+def test_the_cluster_profile_names_a_broker_that_does_not_answer(tmp_path, monkeypatch):
+    from flywheel import cluster
+
+    monkeypatch.setenv("FLYWHEEL_HOME", str(tmp_path))
+    monkeypatch.setenv("FLYWHEEL_PROFILE", "cluster")
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    monkeypatch.setenv("FLYWHEEL_CELERY_BROKER_URL", f"redis://127.0.0.1:{port}/0")
+    with pytest.raises(processes.StackError, match=f"Celery broker at 127.0.0.1:{port} .*FLYWHEEL_CELERY_BROKER_URL"):
+        cluster.check_broker(config.load())
