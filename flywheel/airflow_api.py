@@ -140,7 +140,7 @@ class AirflowAPI:
         body = self._client.TriggerDAGRunPostBody(logical_date=None, conf=conf)
         return _json(self.call(f"trigger {dag_id}", self.dag_runs.trigger_dag_run, dag_id, body, idempotent=False))
 
-    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+    def instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         """Every task instance of one run (state, hostname, queue, try_number, ...), paginated."""
         out: list[dict[str, Any]] = []
         while True:
@@ -154,7 +154,7 @@ class AirflowAPI:
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
         """Task id -> state (``"none"`` when not scheduled yet) of one run."""
-        return {ti["task_id"]: ti.get("state") or "none" for ti in self.task_instances(dag_id, run_id)}
+        return {ti["task_id"]: ti.get("state") or "none" for ti in self.instances(dag_id, run_id)}
 
     def xcom_value(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
         entry = self.call(

@@ -188,3 +188,28 @@ def spark_connect_conf(settings: config.Settings) -> list[str]:
         "--conf", f"spark.executor.memory={settings.spark_worker_memory}",
         "--conf", f"spark.cores.max={settings.spark_worker_cores}",
     ]  # fmt: skip
+
+
+def where_it_ran(settings: config.Settings, task_instances: list[dict[str, Any]]) -> list[str]:
+    """Lines for the demo's summary: which worker ran how many tasks (per queue), where Spark ran
+    the job, where MLflow kept the runs."""
+    from collections import Counter
+
+    counts = Counter((ti.get("hostname") or "?", ti.get("queue") or "?") for ti in task_instances if ti.get("state") == "success")
+    hosts = sorted({host for host, _ in counts})
+    lines = [
+        "Workers:    "
+        + "; ".join(
+            f"{host}: " + ", ".join(f"{n} on {queue}" for (h, queue), n in sorted(counts.items()) if h == host)
+            for host in hosts
+        )
+    ]
+    try:
+        status = master_status(settings)
+        apps = ", ".join(f"{a['name']} ({a['id']}, {a['cores']} cores)" for a in status.get("activeapps", []))
+        workers = ", ".join(f"{w['host']}:{w['port']} {w['state']}" for w in status.get("workers", []))
+        lines.append(f"Spark:      master {status.get('url')}: workers {workers}; applications {apps}")
+    except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError) as exc:
+        lines.append(f"Spark:      master {settings.spark_master_ui_url} did not answer ({exc})")
+    lines.append(f"MLflow:     tasks used the tracking server {settings.mlflow_tracking_uri} (runs, models, artifacts)")
+    return lines

@@ -441,6 +441,11 @@ def summary(demo: Demo) -> int:
     print(f"Reports:    {demo.settings.lake / 'reports' / 'monitoring'}  (Evidently HTML per day)")
     components = demo.results.get("components", [])
     print(f"Stack:      {len(components)} components, 0 restarts (a component that exits fails the demo)")
+    if demo.settings.cluster:
+        from flywheel import cluster
+
+        for line in cluster.where_it_ran(demo.settings, demo.api.instances("~", "~")):
+            print(line)
     print(stack.login_banner(demo.settings) + "  (the stack keeps running: make down)")
     print("History:    .venv/bin/python -m flywheel.registry history   |   .venv/bin/python -m flywheel.drift history")
     return 0 if ok else 1

@@ -148,7 +148,7 @@ def test_the_story_ran_on_both_celery_workers_with_spark_tasks_on_the_spark_queu
 
     api, runs = story
     instances = [
-        ti for name, run in runs.items() for ti in api.task_instances(run["dag_id"], run["dag_run_id"])
+        ti for name, run in runs.items() for ti in api.instances(run["dag_id"], run["dag_run_id"])
         if ti["state"] == "success"
     ]  # fmt: skip
     hosts = {ti["hostname"] for ti in instances}
@@ -215,7 +215,7 @@ def test_a_worker_killed_during_a_task_leaves_the_run_to_finish_on_the_other_wor
     deadline = time.monotonic() + 300
     victim = None
     while victim is None and time.monotonic() < deadline:
-        for ti in api.task_instances("flights_features", run_id):
+        for ti in api.instances("flights_features", run_id):
             if ti["state"] == "running" and ti["task_id"] in ("validate_landing", "build_features", "validate_features"):
                 victim = ti
                 break
@@ -230,7 +230,7 @@ def test_a_worker_killed_during_a_task_leaves_the_run_to_finish_on_the_other_wor
     run = _wait_run(api, "flights_features", run_id, timeout=600)
     try:
         assert run["state"] == "success", api.task_states("flights_features", run_id)
-        after = next(ti for ti in api.task_instances("flights_features", run_id) if ti["task_id"] == victim["task_id"])
+        after = next(ti for ti in api.instances("flights_features", run_id) if ti["task_id"] == victim["task_id"])
         assert after["try_number"] >= 2
         assert after["hostname"] != victim["hostname"] and after["hostname"] in hosts
         assert _partition_digests(cluster, days) == before
