@@ -34,13 +34,13 @@ demo: install ## Run the loop through the real scheduler (28-day backfill, train
 test: install ## Run the whole test suite (what CI runs)
 	$(PY) -m pytest
 
-up: install ## Start the local stack (PostgreSQL, MLflow, Spark Connect, Airflow UI on 127.0.0.1:8080) and print the login
+up: install ## Start the local stack (PostgreSQL, MLflow, Spark Connect, Airflow UI on 127.0.0.1:8080) and print the login; FLYWHEEL_PROFILE=cluster: Celery workers, Spark master+worker, MLflow server
 	$(PY) -m flywheel.stack up
 
 down: ## Stop everything `make up` / `make demo` started (the embedded PostgreSQL last)
 	@test -x $(PY) && $(PY) -m flywheel.stack down || true
 
-status: ## Show which local components are running
+status: ## Show each component of the stack (either profile) and whether it runs
 	$(PY) -m flywheel.stack status
 
 lint: install ## ruff (with the Airflow AIR rules)

@@ -44,3 +44,27 @@ def require_program(name: str, path: str) -> str:
     if os.environ.get("FLYWHEEL_REQUIRE_SERVICES") == "1":
         pytest.fail(f"{message}; FLYWHEEL_REQUIRE_SERVICES=1 requires it (.ci/run installs Debian's chromium)")
     pytest.skip(f"{message}: install it (Debian: apt-get install chromium) to run the browser tests")
+
+
+def listening_addresses(settings) -> set[tuple[str, int]]:
+    """(ip, port) of every TCP listener of the stack's processes and their children."""
+    import psutil
+
+    from flywheel import stack
+
+    out = set()
+    for pid in filter(None, stack.status(settings).values()):
+        if pid < 0:
+            continue
+        try:
+            root = psutil.Process(pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+        for proc in procs:
+            try:
+                conns = proc.net_connections(kind="inet")
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            out |= {(c.laddr.ip, c.laddr.port) for c in conns if c.status == psutil.CONN_LISTEN}
+    return out

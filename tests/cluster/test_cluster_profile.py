@@ -23,7 +23,7 @@ import pytest
 
 from tests.e2e.story import ENV as STORY_ENV
 from tests.e2e.story import inject_drift
-from tests.services import require
+from tests.services import listening_addresses, require
 
 pytestmark = [pytest.mark.cluster, pytest.mark.spark]
 
@@ -199,6 +199,18 @@ def test_models_and_runs_are_on_the_mlflow_server_and_nothing_wrote_a_local_stor
     # The tasks reached MLflow over HTTP only: no file store, no SQLite database anywhere they run.
     for root in (cluster.home, Path.cwd(), Path(__file__).resolve().parents[2]):
         assert not list(root.rglob("mlruns")) and not list(root.rglob("mlflow.db")), root
+
+
+def test_every_part_listens_on_loopback_only_and_status_shows_each(cluster, story):
+    from flywheel import stack
+
+    state = stack.status(cluster)
+    assert [name for name, pid in state.items() if not pid] == [], state
+    assert {"spark-master", "spark-worker-1", "airflow-worker-1", "airflow-worker-2", "mlflow"} <= set(state)
+    listeners = listening_addresses(cluster)
+    ports = {port for _, port in listeners}
+    assert {18180, 18600, 18002, 17077, 18091, 17078, 18092} <= ports, sorted(ports)
+    assert all(ip in ("127.0.0.1", "::1", "::ffff:127.0.0.1") for ip, _ in listeners), sorted(listeners)
 
 
 def test_a_worker_killed_during_a_task_leaves_the_run_to_finish_on_the_other_worker(cluster, story):

@@ -13,6 +13,7 @@ import time
 import pytest
 
 from tests.e2e.story import AIRFLOW_PORT, CLEAN_DAY, DRIFT_DAY
+from tests.services import listening_addresses
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark]
 
@@ -20,30 +21,6 @@ def _retraining_runs() -> list[dict]:
     from flywheel.airflow_api import AirflowAPI
 
     return AirflowAPI().runs("flights_retraining")
-
-
-def _listening_addresses(settings) -> set[tuple[str, int]]:
-    """(ip, port) of every TCP listener of the stack's processes and their children."""
-    import psutil
-
-    from flywheel import stack
-
-    out = set()
-    for pid in filter(None, stack.status(settings).values()):
-        if pid < 0:
-            continue
-        try:
-            root = psutil.Process(pid)
-            procs = [root, *root.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            continue
-        for proc in procs:
-            try:
-                conns = proc.net_connections(kind="inet")
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                continue
-            out |= {(c.laddr.ip, c.laddr.port) for c in conns if c.status == psutil.CONN_LISTEN}
-    return out
 
 
 def test_the_api_refuses_anonymous_requests_and_accepts_the_generated_login(airflow_stack):
@@ -63,7 +40,7 @@ def test_the_api_refuses_anonymous_requests_and_accepts_the_generated_login(airf
     assert token.status_code == 201
     dags = httpx.get(f"{url}/api/v2/dags", headers={"Authorization": f"Bearer {token.json()['access_token']}"})
     assert dags.status_code == 200 and "total_entries" in dags.json()
-    listeners = _listening_addresses(airflow_stack)
+    listeners = listening_addresses(airflow_stack)
     assert listeners and all(ip in ("127.0.0.1", "::1", "::ffff:127.0.0.1") for ip, _ in listeners), listeners
     login_page = httpx.get(f"{url}/auth/login")
     assert login_page.status_code == 200 and "<html" in login_page.text.lower()
