@@ -62,9 +62,16 @@ FORWARDED_ENV = (
 )
 
 
-def env(settings: config.Settings) -> list[dict[str, Any]]:
+# Inside a SparkApplication the job must use the operator's Spark (master k8s://, executors in pods),
+# not the Spark Connect server or the standalone master a worker's settings name.
+IN_CLUSTER_MASTER = "k8s://https://kubernetes.default.svc"
+
+
+def env(settings: config.Settings, spark_operator: bool = False) -> list[dict[str, Any]]:
     """The job container's env: forwarded settings, the lake path, scratch paths, MLflow credentials."""
     values = {name: os.environ[name] for name in FORWARDED_ENV if os.environ.get(name)}
+    if spark_operator:
+        values.update(SPARK_REMOTE="", FLYWHEEL_SPARK_MASTER=IN_CLUSTER_MASTER)  # "" beats the ConfigMap's
     values.update(
         FLYWHEEL_LAKE=str(settings.lake),
         FLYWHEEL_EXECUTION="local",  # inside the pod the job runs in-process
@@ -174,14 +181,18 @@ def spark_application(arguments: list[str], name: str = "build-features") -> dic
     and its options) in cluster mode; Jinja in the arguments is rendered by the operator."""
     settings = config.load()
     main, *args = arguments
-    side = {
-        "labels": labels("spark-job"),
-        "env": env(settings),
-        "envFrom": env_from(),
-        "volumeMounts": volume_mounts(settings),
-        "podSecurityContext": pod_security_context(),
-        "securityContext": container_security_context(),
-    }
+
+    def pod(role: dict[str, Any]) -> dict[str, Any]:  # driver and executor: same env, mounts, security
+        return {
+            **role,
+            "labels": labels("spark-job"),
+            "env": env(settings, spark_operator=True),
+            "envFrom": env_from(),
+            "volumeMounts": volume_mounts(settings),
+            "podSecurityContext": pod_security_context(),
+            "securityContext": container_security_context(),
+        }
+
     return {
         "apiVersion": "sparkoperator.k8s.io/v1beta2",
         "kind": "SparkApplication",
@@ -198,8 +209,8 @@ def spark_application(arguments: list[str], name: str = "build-features") -> dic
             "sparkConf": {"spark.local.dir": SCRATCH},
             "restartPolicy": {"type": "Never"},
             "volumes": volumes(settings),
-            "driver": {**SPARK_DRIVER, **side, "serviceAccount": SPARK_SERVICE_ACCOUNT},
-            "executor": {**SPARK_EXECUTOR, **side},
+            "driver": {**pod(SPARK_DRIVER), "serviceAccount": SPARK_SERVICE_ACCOUNT},
+            "executor": pod(SPARK_EXECUTOR),
         },
     }
 
