@@ -148,6 +148,9 @@ class Settings:
     execution: str
     spark_remote: str | None
     spark_master: str
+    # This process is a driver that spark-submit launched (its JVM is up, configured by spark-submit:
+    # a Kubernetes pod or a SparkApplication); the session then takes spark-submit's master and host.
+    spark_submitted: bool
     gx_dir: Path
     # Kubernetes execution (FLYWHEEL_EXECUTION=kubernetes): the image holding this repo, and where pods run.
     k8s_image: str
@@ -409,6 +412,7 @@ def load() -> Settings:
         profile=profile,
         execution=execution,
         spark_remote=os.environ.get("SPARK_REMOTE") or None,
+        spark_submitted=bool(os.environ.get("PYSPARK_GATEWAY_PORT")),
         # The master the Spark Connect server (or a local session) submits to; the cluster profile's
         # default is its own standalone master.
         spark_master=os.environ.get("FLYWHEEL_SPARK_MASTER")

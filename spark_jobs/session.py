@@ -59,6 +59,10 @@ def get_spark(app_name: str = "flywheel", settings: config.Settings | None = Non
     builder = SparkSession.builder.appName(app_name)
     if settings.spark_remote:
         builder = builder.remote(settings.spark_remote)
+    elif settings.spark_submitted:
+        # spark-submit set the master, the deploy mode and the driver's host (a pod's address, which
+        # executors on other nodes must reach): overriding them with the laptop's loopback would break it.
+        pass
     else:
         # Python workers (not used by the jobs, but by ad-hoc UDFs) must run this interpreter, not PATH's.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)

@@ -186,8 +186,8 @@ def test_models_and_runs_are_on_the_mlflow_server_and_nothing_wrote_a_local_stor
     model = httpx.get(f"{api}/registered-models/get", params={"name": cluster.model_name}, timeout=30).json()
     aliases = {a["alias"]: a["version"] for a in model["registered_model"].get("aliases", [])}
     assert "champion" in aliases
-    versions = httpx.post(
-        f"{api}/model-versions/search", json={"filter": f"name='{cluster.model_name}'"}, timeout=30
+    versions = httpx.get(
+        f"{api}/model-versions/search", params={"filter": f"name='{cluster.model_name}'"}, timeout=30
     ).json()["model_versions"]
     assert len(versions) == 2  # the first champion and the retraining's challenger
     experiment = httpx.get(
