@@ -168,6 +168,7 @@ class Settings:
     spark_worker_ui_port: int
     spark_worker_cores: int
     spark_worker_memory: str
+    spark_driver_memory: str
     # Gate thresholds: a 2013 day has 634..1014 departures from New York.
     min_rows_per_day: int
     max_rows_per_day: int
@@ -431,6 +432,8 @@ def load() -> Settings:
         spark_worker_ui_port=_port("FLYWHEEL_SPARK_WORKER_UI_PORT", 8092),
         spark_worker_cores=spark_cores,
         spark_worker_memory=os.environ.get("FLYWHEEL_SPARK_WORKER_MEMORY") or "2g",
+        # The Spark Connect server's driver JVM (on the cluster profile the executors have their own).
+        spark_driver_memory=os.environ.get("FLYWHEEL_SPARK_DRIVER_MEMORY") or "3g",
         min_rows_per_day=min_rows,
         max_rows_per_day=max_rows,
         min_label_rate=min_rate,

@@ -152,7 +152,7 @@ def start_spark_connect(settings: config.Settings, wait: bool = True) -> None:
         "--master",
         settings.spark_master,
         "--driver-memory",
-        os.environ.get("FLYWHEEL_SPARK_DRIVER_MEMORY", "3g"),
+        settings.spark_driver_memory,
         "--conf",
         f"spark.connect.grpc.binding.address={settings.bind_host}",
         "--conf",
