@@ -136,6 +136,21 @@ class AirflowAPI:
     def run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         return _json(self.call(f"GET run {dag_id}/{run_id}", self.dag_runs.get_dag_run, dag_id, run_id))
 
+    def wait_run(self, dag_id: str, run_id: str, timeout: float = 600, poll: float = 2) -> dict[str, Any]:
+        """The run once it has finished (success or failed); AirflowAPIError after ``timeout`` seconds."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            run = self.run(dag_id, run_id)
+            if run["state"] in ("success", "failed"):
+                return run
+            if time.monotonic() > deadline:
+                raise AirflowAPIError(
+                    f"{dag_id} run {run_id} not finished after {timeout:.0f}s: {self.task_states(dag_id, run_id)}"
+                )
+            time.sleep(poll)
+
     def trigger(self, dag_id: str, conf: dict[str, Any]) -> dict[str, Any]:
         body = self._client.TriggerDAGRunPostBody(logical_date=None, conf=conf)
         return _json(self.call(f"trigger {dag_id}", self.dag_runs.trigger_dag_run, dag_id, body, idempotent=False))

@@ -56,18 +56,8 @@ UNSET = ("MLFLOW_TRACKING_URI", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "SPARK_RE
 DAGS = ("flights_features", "flights_training", "flights_scoring", "flights_monitoring", "flights_retraining")
 
 
-def _wait_run(api, dag_id: str, run_id: str, timeout: float = 600) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = api.run(dag_id, run_id)
-        if run["state"] in ("success", "failed"):
-            return run
-        time.sleep(2)
-    pytest.fail(f"{dag_id} run {run_id} not finished within {timeout:.0f}s: {api.task_states(dag_id, run_id)}")
-
-
 def _run(api, dag_id: str, conf: dict, timeout: float = 600) -> dict:
-    run = _wait_run(api, dag_id, api.trigger(dag_id, conf)["dag_run_id"], timeout)
+    run = api.wait_run(dag_id, api.trigger(dag_id, conf)["dag_run_id"], timeout)
     assert run["state"] == "success", f"{dag_id} {conf}: {api.task_states(dag_id, run['dag_run_id'])}"
     return run
 
@@ -239,7 +229,7 @@ def test_a_worker_killed_during_a_task_leaves_the_run_to_finish_on_the_other_wor
     import signal
 
     assert processes.stop(cluster, killed, sig=signal.SIGKILL, grace=0)
-    run = _wait_run(api, "flights_features", run_id, timeout=600)
+    run = api.wait_run("flights_features", run_id, timeout=600)
     try:
         assert run["state"] == "success", api.task_states("flights_features", run_id)
         after = next(ti for ti in api.instances("flights_features", run_id) if ti["task_id"] == victim["task_id"])

@@ -82,16 +82,6 @@ def _model_health(page: Any, url: str) -> Any:
     return _plugin_frame(page, "/flywheel/model-health")
 
 
-def _wait_run(api, dag_id: str, run_id: str, timeout: float = 600) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = api.run(dag_id, run_id)
-        if run["state"] in ("success", "failed"):
-            return run
-        time.sleep(2)
-    raise AssertionError(f"{dag_id} run {run_id} not finished after {timeout:.0f}s")
-
-
 def _open_evidence(page: Any, url: str, dag_id: str) -> Any:
     """Open a task instance page of the Airflow UI, click its Evidence tab; returns the plugin's frame."""
     page.goto(url)
@@ -172,7 +162,7 @@ def test_from_a_validate_landing_task_to_its_data_docs(page, airflow_stack, scre
     api = AirflowAPI(airflow_stack)
     api.unpause("flights_features")
     triggered = api.trigger("flights_features", {"from_ds": FEATURES_DAY.isoformat(), "to_ds": FEATURES_DAY.isoformat()})
-    run = _wait_run(api, "flights_features", triggered["dag_run_id"])
+    run = api.wait_run("flights_features", triggered["dag_run_id"])
     assert run["state"] == "success", api.task_states("flights_features", run["dag_run_id"])
     url = f"{airflow_stack.airflow_url}/dags/flights_features/runs/{run['dag_run_id']}/tasks/validate_landing"
     frame = _open_evidence(page, url, "flights_features")
