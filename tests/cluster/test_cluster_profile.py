@@ -133,6 +133,7 @@ def story(cluster):
     return api, runs
 
 
+@pytest.mark.timeout(1800)  # the first test pays for the stack and the story (about 6 min on 2 cores)
 def test_the_story_ran_on_both_celery_workers_with_spark_tasks_on_the_spark_queue(cluster, story):
     from flywheel import cluster as parts
 
