@@ -9,7 +9,7 @@ export FLYWHEEL_HOME ?= $(CURDIR)/.flywheel
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: help install demo test up down status lint bench clean java
+.PHONY: help install demo live test up down status lint bench clean java
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -30,6 +30,9 @@ install: java $(VENV)/.installed ## Create .venv and install the pinned lock (re
 
 demo: install ## Run the loop through the real scheduler (28-day backfill, training, drift, retraining) and print a summary and the login
 	$(PY) -m flywheel.demo
+
+live: install ## The loop on the replay clock: first window + champion, then the scheduler runs one 2013 day a minute by itself (FLYWHEEL_LIVE_SECONDS)
+	$(PY) -m flywheel.live
 
 test: install ## Run the whole test suite (what CI runs)
 	$(PY) -m pytest

@@ -24,16 +24,18 @@ from airflow.sdk import dag
 
 from flywheel.orchestration import scoring as t
 from flywheel.orchestration.days import range_params
-from flywheel.orchestration.defaults import DEFAULT_ARGS, END_2013, START_2013
+from flywheel.orchestration.defaults import DEFAULT_ARGS, daily_schedule
+
+DAILY = daily_schedule(max_active_runs=2)  # FLYWHEEL_SCHEDULE / _START_DATE / _END_DATE, or the replay clock
 
 
 @dag(
     dag_id="flights_scoring",
-    schedule="@daily",
-    start_date=START_2013,
-    end_date=END_2013,
-    catchup=False,
-    max_active_runs=2,
+    schedule=DAILY.schedule,
+    start_date=DAILY.start_date,
+    end_date=DAILY.end_date,
+    catchup=DAILY.catchup,
+    max_active_runs=DAILY.max_active_runs,
     default_args=DEFAULT_ARGS,
     doc_md=__doc__,
     params=range_params(),

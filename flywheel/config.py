@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import quote, urlparse, urlunparse
 
+from flywheel.clock import ClockError, ReplayClock
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 T = TypeVar("T")
@@ -133,6 +135,36 @@ def with_database(url: str, database: str, driver: str) -> str:
 # open inside the Airflow UI (MLflow refuses to be framed by another origin) and need a login.
 MLFLOW_PATH = "/flywheel/mlflow"
 
+def _end_date(name: str, default: dt.date) -> dt.date | None:
+    """A date, or ``none`` for no end (a deployment whose source keeps receiving days)."""
+    raw = os.environ.get(name)
+    if raw is not None and raw.strip().lower() == "none":
+        return None
+    return _date(name, default)
+
+
+def _replay(first: dt.date, last: dt.date) -> ReplayClock | None:
+    """The replay clock when FLYWHEEL_REPLAY_SECONDS > 0 (then FLYWHEEL_REPLAY_EPOCH is required)."""
+    seconds = _float("FLYWHEEL_REPLAY_SECONDS", 0.0)
+    if seconds < 0:
+        raise ConfigError(f"FLYWHEEL_REPLAY_SECONDS={seconds}: need 0 (no replay) or the wall seconds per data day")
+    if seconds == 0:
+        return None
+    raw = os.environ.get("FLYWHEEL_REPLAY_EPOCH") or ""
+    try:
+        epoch = dt.datetime.fromisoformat(raw)
+    except ValueError as exc:
+        raise ConfigError(
+            f"FLYWHEEL_REPLAY_EPOCH={raw!r}: the replay clock needs its start, an ISO date-time with a time zone "
+            "(e.g. 2026-12-02T18:00:00+00:00; `make live` sets it)"
+        ) from exc
+    from_day = _date("FLYWHEEL_REPLAY_FROM", first)
+    try:
+        return ReplayClock(epoch, dt.timedelta(seconds=seconds), from_day, last)
+    except ClockError as exc:
+        raise ConfigError(f"FLYWHEEL_REPLAY_*: {exc}") from exc
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -176,6 +208,14 @@ class Settings:
     max_label_rate: float
     max_excluded_share: float
     history_days: tuple[int, ...]
+    # The daily DAGs' schedule (a cron expression or preset; each run processes the interval that just
+    # ended) and dates; or the replay clock, which plays the bundled days back faster (flywheel.clock).
+    schedule: str
+    start_date: dt.date
+    end_date: dt.date | None
+    replay: ReplayClock | None
+    # `make live`: the pace of the replay clock it turns on (wall seconds per data day).
+    live_seconds: float
     # The first day of data: history features of a day never wait for days before it.
     history_start: dt.date
     # Training and the champion/challenger gate.
@@ -356,6 +396,14 @@ def load() -> Settings:
     spark_cores = _int("FLYWHEEL_SPARK_WORKER_CORES", 2)
     if spark_cores < 1:
         raise ConfigError(f"FLYWHEEL_SPARK_WORKER_CORES={spark_cores}: need at least 1 core")
+    start_date = _date("FLYWHEEL_START_DATE", dt.date(2013, 1, 1))
+    end_date = _end_date("FLYWHEEL_END_DATE", dt.date(2013, 12, 31))
+    if end_date is not None and end_date < start_date:
+        raise ConfigError(f"FLYWHEEL_END_DATE={end_date} is before FLYWHEEL_START_DATE={start_date}")
+    replay = _replay(start_date, end_date or dt.date(2013, 12, 31))
+    live_seconds = _float("FLYWHEEL_LIVE_SECONDS", 60.0)
+    if not live_seconds > 0:
+        raise ConfigError(f"FLYWHEEL_LIVE_SECONDS={live_seconds}: need the wall seconds per data day, > 0")
     min_rows = _int("FLYWHEEL_MIN_ROWS_PER_DAY", 100)
     max_rows = _int("FLYWHEEL_MAX_ROWS_PER_DAY", 2000)
     if not 0 < min_rows <= max_rows:
@@ -442,6 +490,11 @@ def load() -> Settings:
         # day stays under 24%); a share above this means a broken source, not weather.
         max_excluded_share=_float("FLYWHEEL_MAX_EXCLUDED_SHARE", 0.8),
         history_days=(7, 28),
+        schedule=os.environ.get("FLYWHEEL_SCHEDULE") or "@daily",
+        start_date=start_date,
+        end_date=end_date,
+        replay=replay,
+        live_seconds=live_seconds,
         history_start=_date("FLYWHEEL_HISTORY_START", dt.date(2013, 1, 1)),
         mlflow_experiment=os.environ.get("FLYWHEEL_MLFLOW_EXPERIMENT") or "flights_delay",
         model_name=os.environ.get("FLYWHEEL_MODEL_NAME") or "flights_delay",

@@ -30,6 +30,9 @@ _SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "priv
 app = FastAPI(title="Flywheel", description="Model health and task evidence (every route needs an Airflow login).")
 _PLOTLY_JS: dict[str, str] = {}
 
+# The DAGs scheduled day by day (on the replay clock when it runs).
+DAILY_DAGS = ("flights_features", "flights_scoring", "flights_monitoring")
+
 
 def _settings() -> Any:
     from flywheel import config
@@ -169,6 +172,7 @@ def _run_info(dag_id: str, run_id: str) -> Any:
     from sqlalchemy import select
     from sqlalchemy.orm import selectinload
 
+    from flywheel import clock
     from flywheel.ui.evidence import RunInfo
 
     with create_session() as session:
@@ -179,10 +183,19 @@ def _run_info(dag_id: str, run_id: str) -> Any:
         )
         if run is None:
             raise HTTPException(404, f"no run {run_id!r} of DAG {dag_id!r}")
+        day = None
+        if run.logical_date is not None:
+            # A daily DAG's run works on its data day: its logical date's day on real schedules, the
+            # replay clock's day when that runs (the other DAGs are not on the clock).
+            replay = _settings().replay if dag_id in DAILY_DAGS else None
+            try:
+                day = clock.data_day(run.logical_date, replay)
+            except clock.ClockError as exc:
+                raise HTTPException(404, f"run {run_id!r} of {dag_id!r}: {exc}") from exc
         return RunInfo(
             dag_id=dag_id,
             run_id=run_id,
-            logical_date=run.logical_date.date() if run.logical_date else None,
+            logical_date=day,
             conf=dict(run.conf or {}),
             event_extras=[dict(e.extra or {}) for e in run.consumed_asset_events],
         )

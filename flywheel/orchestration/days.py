@@ -1,6 +1,7 @@
 """The days a run of a daily DAG works on, and how a run over several days reports its failures.
 
-A scheduled run, or a backfill's run, works on its logical date. A *range run* works on the days
+A scheduled run, or a backfill's run, works on the data day of its logical date (the day that just
+ended on real schedules, the replay clock's day when it runs: :func:`flywheel.clock.data_day`). A *range run* works on the days
 ``from_ds..to_ds`` given in its Params (trigger the DAG with them, with or without a logical
 date): one run, one Spark job and one Data Docs build for many days, with exactly the rows the
 day-by-day runs give. A range run does every day it can: a day that fails a gate is quarantined
@@ -9,12 +10,13 @@ as in a daily run and the other days go on; the run's last task then fails, nami
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from airflow.sdk import Param, PokeReturnValue, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from flywheel import lake
+from flywheel import clock, config, lake
 
 
 class RangeParamsError(AirflowFailException):
@@ -41,8 +43,9 @@ def range_params() -> dict[str, Param]:
     }
 
 
-def run_days(ds: str | None, params: dict[str, Any] | None) -> list[str]:
-    """``from_ds..to_ds`` when the run has them, else ``[ds]``; a run with neither is an error."""
+def run_days(logical_date: dt.datetime | None, params: dict[str, Any] | None) -> list[str]:
+    """``from_ds..to_ds`` when the run has them, else the data day of the run's logical date; a run
+    with neither is an error."""
     params = params or {}
     first, last = params.get("from_ds"), params.get("to_ds")
     if not first and last:
@@ -58,12 +61,15 @@ def run_days(ds: str | None, params: dict[str, Any] | None) -> list[str]:
                 "split it into several runs"
             )
         return days
-    if not ds:
+    if logical_date is None:
         raise RangeParamsError(
             "this run has no logical date and no from_ds/to_ds Params: trigger it with a logical date "
             "(one day) or with from_ds and to_ds (a range)"
         )
-    return [ds]
+    try:
+        return [clock.data_day(logical_date, config.load().replay).isoformat()]
+    except clock.ClockError as exc:
+        raise RangeParamsError(f"this run's logical date has no data day: {exc}") from exc
 
 
 def outcome(task: str, done: list[str], failed: dict[str, str], earlier: dict[str, str] | None = None) -> dict[str, Any]:

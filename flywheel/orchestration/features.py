@@ -23,12 +23,12 @@ from flywheel.orchestration.days import check_days, outcome, run_days
 
 
 @task(on_failure_callback=alerts.GateFailureAlert("landing"))
-def land(ds: str | None = None, params: dict[str, Any] | None = None) -> dict[str, Any]:
+def land(logical_date: Any = None, params: dict[str, Any] | None = None) -> dict[str, Any]:
     """Copy the run's day(s) from FLYWHEEL_SOURCE into landing/ (replacing an earlier landing of a day)."""
     from flywheel import landing
 
     done, failed = [], {}
-    for day in run_days(ds, params):
+    for day in run_days(logical_date, params):
         try:
             landing.land(day)
         except landing.LandingError as exc:

@@ -20,11 +20,11 @@ from flywheel.orchestration.days import check_days, outcome, poke_upstream, run_
 
 
 @task.sensor(poke_interval=10, timeout=dt.timedelta(hours=12).total_seconds(), mode="reschedule")
-def wait_for_predictions(ds: str | None = None, params: dict[str, Any] | None = None) -> PokeReturnValue:
+def wait_for_predictions(logical_date: Any = None, params: dict[str, Any] | None = None) -> PokeReturnValue:
     """Every day of the run has its predictions published by flights_scoring; a quarantined day
     fails a one-day run at once, and is left out of a range run (whose last task then fails)."""
     return poke_upstream(
-        "wait_for_predictions", run_days(ds, params), "predictions", "flights",
+        "wait_for_predictions", run_days(logical_date, params), "predictions", "flights",
         "it will not be scored. Fix the day, rerun flights_features and flights_scoring for it, then clear this run.",
     )  # fmt: skip
 

@@ -14,13 +14,13 @@ from flywheel.orchestration.days import check_days, poke_upstream, run_days
 
 
 @task.sensor(poke_interval=10, timeout=dt.timedelta(hours=12).total_seconds(), mode="reschedule")
-def wait_for_features(ds: str | None = None, params: dict[str, Any] | None = None) -> PokeReturnValue:
+def wait_for_features(logical_date: Any = None, params: dict[str, Any] | None = None) -> PokeReturnValue:
     """Every day of the run has its features partition published (its gate passed); a quarantined
     day fails a one-day run at once, and is left out of a range run (whose last task then fails)."""
     from flywheel import features
 
     return poke_upstream(
-        "wait_for_features", run_days(ds, params), "features", features.DATASET,
+        "wait_for_features", run_days(logical_date, params), "features", features.DATASET,
         "its features will not be published. Fix the day and rerun flights_features for it, then clear this run.",
     )  # fmt: skip
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from flywheel.orchestration.days import finish, outcome, range_params, run_days
 
+# A run's logical date as Airflow gives it: midnight UTC of the interval that just ended.
+JAN_5 = dt.datetime(2013, 1, 5, tzinfo=dt.UTC)
+
 
 def test_a_run_works_on_its_logical_date_unless_it_has_a_range() -> None:
-    assert run_days("2013-01-05", {"from_ds": None, "to_ds": None}) == ["2013-01-05"]
-    assert run_days("2013-01-05", None) == ["2013-01-05"]
+    assert run_days(JAN_5, {"from_ds": None, "to_ds": None}) == ["2013-01-05"]
+    assert run_days(JAN_5, None) == ["2013-01-05"]
     assert run_days(None, {"from_ds": "2013-01-30", "to_ds": "2013-02-02"}) == [
         "2013-01-30",
         "2013-01-31",
@@ -18,11 +23,11 @@ def test_a_run_works_on_its_logical_date_unless_it_has_a_range() -> None:
         "2013-02-02",
     ]
     # The Params win over the logical date; to_ds defaults to from_ds.
-    assert run_days("2013-01-05", {"from_ds": "2013-03-01", "to_ds": None}) == ["2013-03-01"]
+    assert run_days(JAN_5, {"from_ds": "2013-03-01", "to_ds": None}) == ["2013-03-01"]
 
 
 @pytest.mark.parametrize(
-    ("ds", "params", "message"),
+    ("logical_date", "params", "message"),
     [
         (None, {}, r"no logical date and no from_ds/to_ds"),
         (None, {"to_ds": "2013-01-02"}, r"to_ds=2013-01-02 without from_ds"),
@@ -30,9 +35,9 @@ def test_a_run_works_on_its_logical_date_unless_it_has_a_range() -> None:
         (None, {"from_ds": "2013-13-01"}, r"'2013-13-01' is not YYYY-MM-DD"),
     ],
 )
-def test_a_bad_range_is_a_clear_failure(ds: str | None, params: dict[str, str], message: str) -> None:
+def test_a_bad_range_is_a_clear_failure(logical_date: dt.datetime | None, params: dict[str, str], message: str) -> None:
     with pytest.raises(AirflowFailException, match=message):
-        run_days(ds, params)
+        run_days(logical_date, params)
 
 
 def test_failures_travel_with_the_days_and_fail_the_last_task() -> None:

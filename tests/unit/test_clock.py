@@ -1,0 +1,143 @@
+"""flywheel.clock: the day a scheduled run processes, on real schedules and on the replay clock
+(pure logic), and the daily DAGs' timetables built from the settings."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from flywheel import config
+from flywheel.clock import ClockError, ReplayClock, data_day
+
+UTC = dt.UTC
+EPOCH = dt.datetime(2026, 12, 2, 18, 0, tzinfo=UTC)
+
+
+def clock(first: dt.date = dt.date(2013, 1, 29), last: dt.date = dt.date(2013, 12, 31), seconds: float = 60) -> ReplayClock:
+    return ReplayClock(EPOCH, dt.timedelta(seconds=seconds), first, last)
+
+
+def test_on_real_schedules_a_run_processes_its_logical_dates_utc_day() -> None:
+    assert data_day(dt.datetime(2013, 1, 5, tzinfo=UTC)) == dt.date(2013, 1, 5)
+    # New York's evening of 4 January is already 5 January in UTC, the DAGs' time zone.
+    new_york = dt.timezone(dt.timedelta(hours=-5))
+    assert data_day(dt.datetime(2013, 1, 4, 21, 30, tzinfo=new_york)) == dt.date(2013, 1, 5)
+
+
+def test_each_tick_of_the_replay_clock_is_the_next_day_across_month_ends() -> None:
+    c = clock()
+    ticks = [EPOCH + dt.timedelta(seconds=60 * k) for k in range(5)]
+    assert [data_day(t, c) for t in ticks] == [dt.date(2013, 1, d) for d in (29, 30, 31)] + [
+        dt.date(2013, 2, 1),
+        dt.date(2013, 2, 2),
+    ]
+    # February 2013 has 28 days: tick 31 from 29 January is 1 March.
+    assert c.data_day(EPOCH + dt.timedelta(seconds=60 * 31)) == dt.date(2013, 3, 1)
+    # A logical date a little off its tick (clock skew) still names that tick's day.
+    assert c.data_day(EPOCH + dt.timedelta(seconds=119)) == dt.date(2013, 1, 31)
+    assert c.data_day(EPOCH + dt.timedelta(seconds=121)) == dt.date(2013, 1, 31)
+
+
+def test_a_clock_started_mid_year_with_an_uneven_pace() -> None:
+    c = clock(first=dt.date(2013, 6, 15), seconds=90)
+    assert c.data_day(EPOCH) == dt.date(2013, 6, 15)
+    assert c.data_day(EPOCH + dt.timedelta(seconds=90 * 16)) == dt.date(2013, 7, 1)
+    assert c.run_time(dt.date(2013, 7, 1)) == EPOCH + dt.timedelta(seconds=90 * 16)
+
+
+def test_the_end_of_the_data_ends_the_clock() -> None:
+    c = clock(first=dt.date(2013, 12, 30))
+    assert c.days == 2 and c.end == EPOCH + dt.timedelta(seconds=60)
+    assert c.data_day(c.end) == dt.date(2013, 12, 31)
+    with pytest.raises(ClockError, match="after the last replayed day 2013-12-31: the replay is over"):
+        c.data_day(c.end + dt.timedelta(seconds=60))
+    with pytest.raises(ClockError, match="before the replay clock's start"):
+        c.data_day(EPOCH - dt.timedelta(seconds=60))
+    with pytest.raises(ClockError, match="outside the replayed days"):
+        c.run_time(dt.date(2014, 1, 1))
+
+
+@pytest.mark.parametrize(
+    ("epoch", "seconds", "first", "message"),
+    [
+        (dt.datetime(2026, 12, 2, 18, 0), 60, dt.date(2013, 1, 29), "no time zone"),
+        (EPOCH, 0, dt.date(2013, 1, 29), "must be positive"),
+        (EPOCH, 60, dt.date(2014, 1, 1), "after its last day"),
+    ],
+)
+def test_a_clock_that_cannot_run_says_why(epoch: dt.datetime, seconds: float, first: dt.date, message: str) -> None:
+    with pytest.raises(ClockError, match=message):
+        ReplayClock(epoch, dt.timedelta(seconds=seconds), first, dt.date(2013, 12, 31))
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in ("FLYWHEEL_SCHEDULE", "FLYWHEEL_START_DATE", "FLYWHEEL_END_DATE", "FLYWHEEL_REPLAY_SECONDS",
+                 "FLYWHEEL_REPLAY_EPOCH", "FLYWHEEL_REPLAY_FROM", "FLYWHEEL_LIVE_SECONDS"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_schedule_settings_and_their_errors(env: pytest.MonkeyPatch) -> None:
+    s = config.load()
+    assert (s.schedule, s.start_date, s.end_date, s.replay) == ("@daily", dt.date(2013, 1, 1), dt.date(2013, 12, 31), None)
+    env.setenv("FLYWHEEL_START_DATE", "2026-11-01")
+    env.setenv("FLYWHEEL_END_DATE", "none")
+    assert config.load().end_date is None  # a source that keeps receiving days
+    env.setenv("FLYWHEEL_END_DATE", "2026-10-01")
+    with pytest.raises(config.ConfigError, match="FLYWHEEL_END_DATE=2026-10-01 is before FLYWHEEL_START_DATE"):
+        config.load()
+    env.delenv("FLYWHEEL_END_DATE")
+    env.delenv("FLYWHEEL_START_DATE")
+    env.setenv("FLYWHEEL_REPLAY_SECONDS", "30")
+    with pytest.raises(config.ConfigError, match="FLYWHEEL_REPLAY_EPOCH=''.*`make live` sets it"):
+        config.load()
+    env.setenv("FLYWHEEL_REPLAY_EPOCH", "2026-12-02T18:00:00")
+    with pytest.raises(config.ConfigError, match="no time zone"):
+        config.load()
+    env.setenv("FLYWHEEL_REPLAY_EPOCH", "2026-12-02T18:00:00+00:00")
+    env.setenv("FLYWHEEL_REPLAY_FROM", "2013-03-01")
+    replay = config.load().replay
+    assert replay is not None and replay.first_day == dt.date(2013, 3, 1) and replay.every == dt.timedelta(seconds=30)
+    env.setenv("FLYWHEEL_LIVE_SECONDS", "0")
+    with pytest.raises(config.ConfigError, match="FLYWHEEL_LIVE_SECONDS=0.0"):
+        config.load()
+
+
+def test_a_real_schedule_runs_after_the_day_it_processes(env: pytest.MonkeyPatch) -> None:
+    """The run that starts at midnight UTC covers the day that just ended, and that day is its logical date."""
+    import pendulum
+    from airflow.timetables.base import TimeRestriction
+    from airflow.timetables.interval import CronDataIntervalTimetable
+
+    from flywheel.orchestration.defaults import daily_schedule
+
+    env.setenv("FLYWHEEL_START_DATE", "2026-11-01")
+    env.setenv("FLYWHEEL_END_DATE", "none")
+    daily = daily_schedule(max_active_runs=3)
+    assert daily.end_date is None and daily.catchup is False and daily.max_active_runs == 3
+    assert type(daily.schedule).__name__ == "CronDataIntervalTimetable"  # not a trigger timetable
+    # What the scheduler does with it (Airflow's own timetable of the same expression):
+    info = CronDataIntervalTimetable("@daily", "UTC").next_dagrun_info(
+        last_automated_data_interval=None, restriction=TimeRestriction(daily.start_date, None, catchup=False)
+    )
+    assert info is not None
+    assert info.run_after == info.data_interval.end == info.data_interval.start.add(days=1)
+    assert data_day(info.data_interval.start) == (info.run_after - dt.timedelta(days=1)).date()
+    assert info.run_after <= pendulum.now("UTC").add(days=1)  # catchup off: the latest interval, not 2026-11-01
+    env.setenv("FLYWHEEL_SCHEDULE", "every day at noon")
+    with pytest.raises(config.ConfigError, match="FLYWHEEL_SCHEDULE='every day at noon' is not a cron expression"):
+        daily_schedule(max_active_runs=1)
+
+
+def test_the_replay_clock_ticks_one_run_at_a_time(env: pytest.MonkeyPatch) -> None:
+    from flywheel.orchestration.defaults import daily_schedule
+
+    env.setenv("FLYWHEEL_REPLAY_SECONDS", "45")
+    env.setenv("FLYWHEEL_REPLAY_EPOCH", EPOCH.isoformat())
+    env.setenv("FLYWHEEL_REPLAY_FROM", "2013-12-01")
+    daily = daily_schedule(max_active_runs=3)
+    assert type(daily.schedule).__name__ == "DeltaTriggerTimetable"
+    assert daily.start_date == EPOCH and daily.end_date == EPOCH + dt.timedelta(seconds=45 * 30)
+    assert daily.max_active_runs == 1  # a range run for earlier days never overlaps the clock's run
