@@ -1,7 +1,9 @@
 """
 # flights_features
 
-One run per 2013 day (the run's logical date is the partition date). Catchup is off: history is
+One run per day (`FLYWHEEL_SCHEDULE`, default `@daily`: the run after midnight processes the day that
+just ended, its logical date; on the replay clock, `FLYWHEEL_REPLAY_*`, the clock's day of the tick:
+`flywheel.clock.data_day`). Catchup is off: history is
 filled by backfills (`airflow backfill create`, or *Trigger -> Backfill* in the UI), or by one
 **range run**: *Trigger* with the Params `from_ds` and `to_ds` (logical date optional) builds all
 those days in one run: one Spark job, one Data Docs build, the same rows as day-by-day runs.

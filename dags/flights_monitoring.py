@@ -1,7 +1,7 @@
 """
 # flights_monitoring
 
-One run per 2013 day, after `flights_scoring` has written the day's predictions. With Evidently
+One run per day (same schedule or replay tick as `flights_scoring`), after it has written the day's predictions. With Evidently
 0.7 it compares the day against the **champion's reference data** (its training window, found
 through the champion's MLflow version): data drift of the model's inputs, prediction drift of the
 scores, and model quality on the day's labels (`FLYWHEEL_LABEL_LAG_DAYS` for late labels).

@@ -1,8 +1,8 @@
 """
 # flights_scoring
 
-One run per 2013 day, on the same daily schedule as `flights_features` (backfills work the same
-way). Waits for the day's published features partition, then scores every flight with the model
+One run per day, on the same schedule (or replay clock tick) as `flights_features` (backfills work
+the same way). Waits for the day's published features partition, then scores every flight with the model
 at alias **champion**, resolved when the task runs and recorded with every row.
 
 ```

@@ -305,14 +305,14 @@ def up(settings: config.Settings | None = None, spark_connect: bool = True, mlfl
     return time.monotonic() - started
 
 
-def restart_airflow(settings: config.Settings) -> float:
+def restart_airflow(settings: config.Settings, spark_connect: bool = True, mlflow_ui: bool = True) -> float:
     """Stop the Airflow components (and Celery workers) and start them again with ``settings``: how
     a changed schedule (the replay clock) reaches the scheduler, the dag-processor and the tasks.
     The database, MLflow and Spark keep running."""
     for name in reversed(components(settings)):
         if name.startswith("airflow-"):
             processes.stop(settings, name)
-    return up(settings)
+    return up(settings, spark_connect=spark_connect, mlflow_ui=mlflow_ui)
 
 
 def expected_components(settings: config.Settings, spark_connect: bool = True, mlflow_ui: bool = True) -> list[str]:

@@ -62,7 +62,10 @@ def pytest_collection_modifyitems(session, config, items):
     """The fast tiers first, for feedback; then the cluster tier (its stack lives as long as its module);
     the e2e tier last: its one stack (session fixtures in tests/e2e/conftest.py) and the settings it
     puts in the environment stay until the session ends."""
-    items.sort(key=lambda item: 2 if "e2e" in item.path.parts else 1 if "cluster" in item.path.parts else 0)
+    # Within the e2e tier the replay clock last: it restarts the tier's Airflow with the clock on.
+    items.sort(
+        key=lambda item: (2 if "e2e" in item.path.parts else 1 if "cluster" in item.path.parts else 0, "replay" in item.path.name)
+    )
 
 
 def pytest_sessionfinish(session, exitstatus):
