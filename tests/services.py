@@ -68,3 +68,17 @@ def listening_addresses(settings) -> set[tuple[str, int]]:
                 continue
             out |= {(c.laddr.ip, c.laddr.port) for c in conns if c.status == psutil.CONN_LISTEN}
     return out
+
+
+def feature_rows_digest(settings, day) -> str:
+    """A digest of a features partition's rows in a canonical order (Spark's file names and row order
+    may differ from run to run; the rows may not)."""
+    import hashlib
+
+    import pandas as pd
+
+    from flywheel import features, lake
+
+    frame = lake.read_frame("features", features.DATASET, day, settings.lake)
+    frame = frame[sorted(frame.columns)].sort_values(sorted(frame.columns)).reset_index(drop=True)
+    return hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).values.tobytes()).hexdigest()

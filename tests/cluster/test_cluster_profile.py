@@ -15,7 +15,6 @@ of the undisturbed run.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import pytest
 
 from tests.e2e.story import ENV as STORY_ENV
 from tests.e2e.story import inject_drift
-from tests.services import listening_addresses, require
+from tests.services import feature_rows_digest, listening_addresses, require
 
 pytestmark = [pytest.mark.cluster, pytest.mark.spark]
 
@@ -63,18 +62,7 @@ def _run(api, dag_id: str, conf: dict, timeout: float = 600) -> dict:
 
 
 def _partition_digests(settings, days: list[dt.date]) -> dict[str, str]:
-    """A digest of the rows of the features partitions of ``days``, in a canonical order (Spark's file
-    names and row order may differ from run to run; the rows may not)."""
-    import pandas as pd
-
-    from flywheel import features, lake
-
-    out = {}
-    for day in days:
-        frame = lake.read_frame("features", features.DATASET, day, settings.lake)
-        frame = frame[sorted(frame.columns)].sort_values(sorted(frame.columns)).reset_index(drop=True)
-        out[day.isoformat()] = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).values.tobytes()).hexdigest()
-    return out
+    return {day.isoformat(): feature_rows_digest(settings, day) for day in days}
 
 
 @pytest.fixture(scope="module")

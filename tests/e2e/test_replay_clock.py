@@ -14,6 +14,8 @@ import time
 
 import pytest
 
+from tests.services import feature_rows_digest
+
 pytestmark = [pytest.mark.e2e]
 
 FIRST = dt.date(2013, 1, 11)
@@ -72,3 +74,19 @@ def test_the_scheduler_runs_the_loop_on_the_replay_clock_by_itself(airflow_stack
             assert follower["end_date"] >= r["end_date"]
         dataset = "daily" if zone == "monitoring" else "flights"
         assert all(lake.exists(zone, dataset, day, settings.lake) for day in days[:2])
+
+    # A range run of earlier days beside the clock: never at the same time as a run of the clock
+    # (one run at a time on the clock), and the days it rebuilds keep their rows.
+    earlier = [dt.date(2013, 1, 7), dt.date(2013, 1, 8)]
+    before = {day: feature_rows_digest(settings, day) for day in earlier}
+    ranged = api.wait_run(
+        "flights_features",
+        api.trigger("flights_features", {"from_ds": earlier[0].isoformat(), "to_ds": earlier[-1].isoformat()})["dag_run_id"],
+        timeout=300,
+    )
+    assert ranged["state"] == "success", api.task_states("flights_features", ranged["dag_run_id"])
+    assert {day: feature_rows_digest(settings, day) for day in earlier} == before
+    for r in _scheduled(api, "flights_features"):
+        if r["start_date"] and r["end_date"]:
+            assert r["end_date"] <= ranged["start_date"] or r["start_date"] >= ranged["end_date"], (r, ranged)
+
