@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import math
 import os
 import sys
@@ -20,6 +21,8 @@ import sys
 from flywheel import config, demo, lake, stack
 from flywheel.airflow_api import AirflowAPIError
 
+# The clock's settings, kept under FLYWHEEL_HOME for tools that read the running clock (bench/replay.py).
+LIVE_FILE = "live.json"
 DAILY_DAGS = (demo.FEATURE_DAG, demo.SCORING_DAG, demo.MONITORING_DAG, demo.RETRAINING_DAG)
 
 
@@ -52,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         demo.step_features(run)
         demo.step_training(run)
         first = args.as_of + dt.timedelta(days=1)
-        os.environ.update(clock_env(first, seconds, dt.datetime.now(dt.UTC)))
+        env = clock_env(first, seconds, dt.datetime.now(dt.UTC))
+        os.environ.update(env)
+        (settings.home / LIVE_FILE).write_text(json.dumps(env, indent=1) + "\n")
         live = config.load()
         assert live.replay is not None
         run.say("restarting Airflow with the replay clock on")
