@@ -141,3 +141,21 @@ def test_the_replay_clock_ticks_one_run_at_a_time(env: pytest.MonkeyPatch) -> No
     assert type(daily.schedule).__name__ == "DeltaTriggerTimetable"
     assert daily.start_date == EPOCH and daily.end_date == EPOCH + dt.timedelta(seconds=45 * 30)
     assert daily.max_active_runs == 1  # a range run for earlier days never overlaps the clock's run
+
+
+def test_make_live_starts_its_clock_on_the_day_after_the_first_window(env: pytest.MonkeyPatch) -> None:
+    from flywheel import live
+
+    now = dt.datetime(2026, 12, 2, 18, 0, 12, 345678, tzinfo=UTC)
+    kept = live.clock_env(dt.date(2013, 1, 29), 60, now)
+    assert kept == {
+        "FLYWHEEL_REPLAY_SECONDS": "60",
+        "FLYWHEEL_REPLAY_FROM": "2013-01-29",
+        "FLYWHEEL_REPLAY_EPOCH": "2026-12-02T18:00:42+00:00",  # 30 s to restart and parse, on a whole second
+    }
+    for key, value in kept.items():
+        env.setenv(key, value)
+    replay = config.load().replay
+    assert replay is not None
+    assert replay.data_day(dt.datetime(2026, 12, 2, 18, 0, 42, tzinfo=UTC)) == dt.date(2013, 1, 29)
+    assert replay.data_day(dt.datetime(2026, 12, 2, 18, 20, 42, tzinfo=UTC)) == dt.date(2013, 2, 18)
