@@ -37,6 +37,13 @@ def clock_env(first_day: dt.date, seconds: float, now: dt.datetime, lead: float 
     }
 
 
+def first_day(settings: config.Settings, as_of: dt.date) -> dt.date:
+    """The clock's first day: the day after the first window, or, when an earlier `make live` got
+    further, the day after the last monitored day (the clock resumes instead of starting over)."""
+    monitored = [d for d in lake.list_partitions("monitoring", "daily", settings.lake) if d > as_of]
+    return (monitored[-1] if monitored else as_of) + dt.timedelta(days=1)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m flywheel.live", description=__doc__.split("\n")[0])
     parser.add_argument("--start", type=lake.parse_ds, default=demo.DEFAULT_START, help="first day of the first window")
@@ -54,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         # What the clock's first day needs: the history window's features and a champion.
         demo.step_features(run)
         demo.step_training(run)
-        first = args.as_of + dt.timedelta(days=1)
+        first = first_day(settings, args.as_of)
         env = clock_env(first, seconds, dt.datetime.now(dt.UTC))
         os.environ.update(env)
         (settings.home / LIVE_FILE).write_text(json.dumps(env, indent=1) + "\n")

@@ -159,3 +159,15 @@ def test_make_live_starts_its_clock_on_the_day_after_the_first_window(env: pytes
     assert replay is not None
     assert replay.data_day(dt.datetime(2026, 12, 2, 18, 0, 42, tzinfo=UTC)) == dt.date(2013, 1, 29)
     assert replay.data_day(dt.datetime(2026, 12, 2, 18, 20, 42, tzinfo=UTC)) == dt.date(2013, 2, 18)
+
+
+def test_make_live_again_resumes_after_the_last_monitored_day(env: pytest.MonkeyPatch, tmp_path) -> None:
+    from flywheel import lake, live
+
+    env.setenv("FLYWHEEL_HOME", str(tmp_path))
+    settings = config.load()
+    as_of = dt.date(2013, 1, 28)
+    assert live.first_day(settings, as_of) == dt.date(2013, 1, 29)
+    for day in (dt.date(2013, 1, 20), dt.date(2013, 1, 29), dt.date(2013, 1, 30)):
+        lake.partition_path("monitoring", "daily", day, settings.lake).mkdir(parents=True)
+    assert live.first_day(settings, as_of) == dt.date(2013, 1, 31)
