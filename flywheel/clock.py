@@ -1,13 +1,14 @@
-"""Which data day a scheduled run of a daily DAG processes.
+"""Which data day a run of a daily DAG processes, and when the replay clock runs it.
 
-Two clocks, one function (:func:`data_day`), used by every task:
+One function, :func:`data_day`, gives every task its day: a run covers the interval
+``[D, D + 1 day)`` and its logical date is ``D``, whoever made it:
 
-- **Real schedules** (the default): a run covers the interval ``[D, D + 1 day)`` and starts when
-  the interval has ended; it processes ``D``, the day that just ended. Backfills and scheduled runs
-  alike carry ``D`` as their logical date.
-- **The replay clock** (``FLYWHEEL_REPLAY_SECONDS`` > 0): the bundled 2013 data is replayed at a
-  faster pace. The scheduler starts a run every ``every`` of wall time from ``epoch`` on; the run
-  started at ``epoch + k * every`` processes ``first_day + k days``, up to ``last_day``.
+- **real schedules** (the default): the run starts when the interval has ended, so it processes
+  the day that just ended;
+- **the replay clock** (``FLYWHEEL_REPLAY_SECONDS`` > 0) plays the bundled 2013 days back faster:
+  the run of day ``D`` may start at its tick, ``epoch + (D - first_day) * every`` (:meth:`ReplayClock.run_time`);
+  the timetable (``flywheel.orchestration.replay``) lags when the machine is slower, never skips;
+- backfills and range runs: the same days as a scheduled run of that day would get.
 
 Pure: no Airflow, no environment; :mod:`flywheel.config` builds the clock from the settings.
 """
@@ -52,28 +53,10 @@ class ReplayClock:
             raise ClockError(f"{day} is outside the replayed days {self.first_day}..{self.last_day}")
         return self.epoch + self.every * (day - self.first_day).days
 
-    def data_day(self, logical_date: dt.datetime) -> dt.date:
-        """The day the run with this logical date (its start time on the clock) processes."""
-        offset = logical_date - self.epoch
-        # A run starts on a tick; a logical date a little before it (clock skew, rounding) still
-        # belongs to that tick, hence rounding to the nearest tick rather than flooring.
-        ticks = round(offset / self.every)
-        if ticks < 0:
-            raise ClockError(f"run at {logical_date.isoformat()} is before the replay clock's start {self.epoch.isoformat()}")
-        day = self.first_day + dt.timedelta(days=ticks)
-        if day > self.last_day:
-            raise ClockError(
-                f"run at {logical_date.isoformat()} maps to {day}, after the last replayed day {self.last_day}: "
-                "the replay is over"
-            )
-        return day
 
-
-def data_day(logical_date: dt.datetime, replay: ReplayClock | None = None) -> dt.date:
-    """The data day of a scheduled or backfill run: its logical date's UTC day on real schedules
-    (the start of the interval that just ended), the replay clock's day otherwise."""
-    if replay is not None:
-        return replay.data_day(logical_date)
+def data_day(logical_date: dt.datetime) -> dt.date:
+    """The data day of a scheduled or backfill run (on real schedules and on the replay clock alike):
+    its logical date, the start of its day-long interval, as a UTC day."""
     if logical_date.tzinfo is not None:
         logical_date = logical_date.astimezone(dt.UTC)
     return logical_date.date()

@@ -170,10 +170,10 @@ class Settings:
     home: Path
     lake: Path
     source: str
-    mlflow_tracking_uri: str
+    mlflow_tracking_uri: str = field(repr=False)  # the store URL on the laptop profile: may hold a password
     # The store behind the stack's MLflow server (its PostgreSQL database); on the laptop profile the
     # tasks use it directly, on the cluster profile only the server does (tasks go over HTTP).
-    mlflow_backend_uri: str
+    mlflow_backend_uri: str = field(repr=False)  # may hold a password
     # True when the stack runs the MLflow server itself (False: MLFLOW_TRACKING_URI names the user's server).
     mlflow_stack_server: bool
     profile: str
@@ -239,11 +239,11 @@ class Settings:
     label_lag_days: int
     quality_window_days: int
     # The stack: PostgreSQL (embedded unless FLYWHEEL_DATABASE_URL), listeners, ports.
-    database_url: str
+    database_url: str = field(repr=False)  # may hold a password
     database_embedded: bool
     airflow_database: str
     mlflow_database: str
-    airflow_sql_alchemy_conn: str
+    airflow_sql_alchemy_conn: str = field(repr=False)
     bind_host: str
     airflow_port: int
     mlflow_port: int

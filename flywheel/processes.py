@@ -117,21 +117,43 @@ def wait_port(port: int, timeout: float, name: str, log: Path, host: str = "127.
     raise StackError(f"{name} did not listen on port {port} within {timeout:.0f}s; see {log}")
 
 
+def _descendants(pid: int) -> list[int]:
+    import psutil
+
+    try:
+        return [child.pid for child in psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
 def stop(settings: config.Settings, name: str, sig: int = signal.SIGTERM, grace: float = 30.0) -> bool:
-    """Send ``sig`` to the component's process group, SIGKILL it after ``grace`` seconds; True if it ran."""
+    """Send ``sig`` to the component's process group and to every process it started (Airflow's task
+    supervisor puts each task process in a group of its own), SIGKILL what is left after ``grace``
+    seconds; True if it ran."""
     pid = pid_of(settings, name)
     if pid is None:
         return False
+    family = _descendants(pid)  # before the signal: orphans are re-parented and lost from the tree
     try:
         os.killpg(pid, sig)
     except ProcessLookupError:
         pass
+    for child in family:
+        try:
+            os.kill(child, sig)
+        except ProcessLookupError:
+            pass
     deadline = time.monotonic() + grace
-    while alive(pid) and time.monotonic() < deadline:
+    while (alive(pid) or any(alive(c) for c in family)) and time.monotonic() < deadline:
         time.sleep(0.5)
     try:  # what is left of the group (the leader may exit before its children)
         os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+    for child in family:
+        try:
+            os.kill(child, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     (run_dir(settings) / f"{name}.pid").unlink(missing_ok=True)
     return True

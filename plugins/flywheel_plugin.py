@@ -19,6 +19,8 @@ from airflow.plugins_manager import AirflowPlugin
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
+from flywheel.orchestration.replay import ReplayTimetable
+
 URL_PREFIX = "/flywheel"  # flywheel.ui.files.URL_PREFIX (not imported here: keeps the plugin import light)
 # The lake and the model registry are what these DAGs produce: pages that show all of it need read access to all.
 FLYWHEEL_DAGS = ("flights_features", "flights_scoring", "flights_monitoring", "flights_training", "flights_retraining")
@@ -29,9 +31,6 @@ _SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "priv
 
 app = FastAPI(title="Flywheel", description="Model health and task evidence (every route needs an Airflow login).")
 _PLOTLY_JS: dict[str, str] = {}
-
-# The DAGs scheduled day by day (on the replay clock when it runs).
-DAILY_DAGS = ("flights_features", "flights_scoring", "flights_monitoring")
 
 
 def _settings() -> Any:
@@ -183,19 +182,10 @@ def _run_info(dag_id: str, run_id: str) -> Any:
         )
         if run is None:
             raise HTTPException(404, f"no run {run_id!r} of DAG {dag_id!r}")
-        day = None
-        if run.logical_date is not None:
-            # A daily DAG's run works on its data day: its logical date's day on real schedules, the
-            # replay clock's day when that runs (the other DAGs are not on the clock).
-            replay = _settings().replay if dag_id in DAILY_DAGS else None
-            try:
-                day = clock.data_day(run.logical_date, replay)
-            except clock.ClockError as exc:
-                raise HTTPException(404, f"run {run_id!r} of {dag_id!r}: {exc}") from exc
         return RunInfo(
             dag_id=dag_id,
             run_id=run_id,
-            logical_date=day,
+            logical_date=clock.data_day(run.logical_date) if run.logical_date else None,
             conf=dict(run.conf or {}),
             event_extras=[dict(e.extra or {}) for e in run.consumed_asset_events],
         )
@@ -263,9 +253,11 @@ def task_evidence(request: Request, user: GetUserDep, dag_id: str, run_id: str, 
 
 
 class FlywheelPlugin(AirflowPlugin):
-    """Model health in the nav, evidence on task instances and DAG runs."""
+    """Model health in the nav, evidence on task instances and DAG runs, the replay clock's timetable."""
 
     name = "flywheel"
+    # The scheduler deserializes a DAG's timetable only from a registered class (FLYWHEEL_REPLAY_*).
+    timetables = [ReplayTimetable]
     fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "Flywheel"}]
     external_views = [
         {

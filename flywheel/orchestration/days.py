@@ -1,7 +1,7 @@
 """The days a run of a daily DAG works on, and how a run over several days reports its failures.
 
 A scheduled run, or a backfill's run, works on the data day of its logical date (the day that just
-ended on real schedules, the replay clock's day when it runs: :func:`flywheel.clock.data_day`). A *range run* works on the days
+ended on real schedules, the day of the tick on the replay clock: :func:`flywheel.clock.data_day`). A *range run* works on the days
 ``from_ds..to_ds`` given in its Params (trigger the DAG with them, with or without a logical
 date): one run, one Spark job and one Data Docs build for many days, with exactly the rows the
 day-by-day runs give. A range run does every day it can: a day that fails a gate is quarantined
@@ -16,7 +16,7 @@ from typing import Any
 from airflow.sdk import Param, PokeReturnValue, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from flywheel import clock, config, lake
+from flywheel import clock, lake
 
 
 class RangeParamsError(AirflowFailException):
@@ -66,10 +66,7 @@ def run_days(logical_date: dt.datetime | None, params: dict[str, Any] | None) ->
             "this run has no logical date and no from_ds/to_ds Params: trigger it with a logical date "
             "(one day) or with from_ds and to_ds (a range)"
         )
-    try:
-        return [clock.data_day(logical_date, config.load().replay).isoformat()]
-    except clock.ClockError as exc:
-        raise RangeParamsError(f"this run's logical date has no data day: {exc}") from exc
+    return [clock.data_day(logical_date).isoformat()]
 
 
 def outcome(task: str, done: list[str], failed: dict[str, str], earlier: dict[str, str] | None = None) -> dict[str, Any]:

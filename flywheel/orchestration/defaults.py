@@ -40,20 +40,23 @@ def daily_schedule(max_active_runs: int, settings: config.Settings | None = None
 
     Real schedules: a cron data-interval timetable (``FLYWHEEL_SCHEDULE``, default ``@daily``, UTC), so
     the run that starts after midnight covers the day that just ended and carries it as its logical
-    date, like a backfill's run of that day. The replay clock: a run every ``FLYWHEEL_REPLAY_SECONDS``
-    from ``FLYWHEEL_REPLAY_EPOCH`` until its last day, each mapped to its data day by
-    :func:`flywheel.clock.data_day`. Catchup stays off: history is filled by backfills or range runs,
+    date, like a backfill's run of that day. The replay clock: the run of each day from
+    ``FLYWHEEL_REPLAY_FROM`` on starts at its tick, one every ``FLYWHEEL_REPLAY_SECONDS`` from
+    ``FLYWHEEL_REPLAY_EPOCH`` (:class:`flywheel.orchestration.replay.ReplayTimetable`), and its
+    logical date is that day too. Catchup stays off: history is filled by backfills or range runs,
     and a scheduler that was down resumes at the current tick instead of replaying every missed one.
     On the replay clock one run at a time (``max_active_runs=1``): a range run triggered by hand for
     earlier days waits for the clock's run (and the other way round), so no day is processed by two
     runs at once; a day processed by both ends with the same rows (every write replaces the partition).
     """
-    from airflow.sdk import CronDataIntervalTimetable, DeltaTriggerTimetable
+    from airflow.sdk import CronDataIntervalTimetable
 
     settings = settings or config.load()
     if settings.replay is not None:
         clock = settings.replay
-        return Daily(DeltaTriggerTimetable(clock.every), pendulum.instance(clock.epoch), pendulum.instance(clock.end), False, 1)
+        from flywheel.orchestration.replay import ReplayTimetable
+
+        return Daily(ReplayTimetable.of(clock), _utc(clock.first_day), _utc(clock.last_day), False, 1)
     from airflow.sdk.exceptions import AirflowTimetableInvalid
     from airflow.timetables.interval import CronDataIntervalTimetable as Check
 

@@ -203,20 +203,28 @@ def test_a_worker_killed_during_a_task_leaves_the_run_to_finish_on_the_other_wor
         "dag_run_id"
     ]
     hosts = {parts.worker_hostname(name): name for name in parts.worker_names(cluster)}
+    import signal
+
+    def running_long_task() -> dict | None:
+        for ti in api.instances("flights_features", run_id):
+            if ti["state"] == "running" and ti["task_id"] in ("validate_landing", "build_features", "validate_features"):
+                return ti
+        return None
+
     deadline = time.monotonic() + 300
     victim = None
     while victim is None and time.monotonic() < deadline:
-        for ti in api.instances("flights_features", run_id):
-            if ti["state"] == "running" and ti["task_id"] in ("validate_landing", "build_features", "validate_features"):
-                victim = ti
-                break
-        else:
-            time.sleep(0.5)
+        seen = running_long_task()
+        if seen is not None:
+            time.sleep(1)  # inside the task, not at its start
+            again = running_long_task()  # still that try of that task, still running: kill its worker now
+            if again is not None and (again["task_id"], again["try_number"]) == (seen["task_id"], seen["try_number"]):
+                victim = again
+                continue
+        time.sleep(0.5)
     assert victim is not None, "no long task of the run was seen running"
     killed = hosts[victim["hostname"]]
-    time.sleep(2)  # well inside the task
-    import signal
-
+    # The worker and everything it started, task processes included (a machine that dies).
     assert processes.stop(cluster, killed, sig=signal.SIGKILL, grace=0)
     run = api.wait_run("flights_features", run_id, timeout=600)
     try:

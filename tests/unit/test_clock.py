@@ -27,35 +27,75 @@ def test_on_real_schedules_a_run_processes_its_logical_dates_utc_day() -> None:
 
 def test_each_tick_of_the_replay_clock_is_the_next_day_across_month_ends() -> None:
     c = clock()
-    ticks = [EPOCH + dt.timedelta(seconds=60 * k) for k in range(5)]
-    assert [data_day(t, c) for t in ticks] == [dt.date(2013, 1, d) for d in (29, 30, 31)] + [
-        dt.date(2013, 2, 1),
-        dt.date(2013, 2, 2),
+    assert [c.run_time(dt.date(2013, 1, 29) + dt.timedelta(days=k)) for k in range(5)] == [
+        EPOCH + dt.timedelta(seconds=60 * k) for k in range(5)
     ]
-    # February 2013 has 28 days: tick 31 from 29 January is 1 March.
-    assert c.data_day(EPOCH + dt.timedelta(seconds=60 * 31)) == dt.date(2013, 3, 1)
-    # A logical date a little off its tick (clock skew) still names that tick's day.
-    assert c.data_day(EPOCH + dt.timedelta(seconds=119)) == dt.date(2013, 1, 31)
-    assert c.data_day(EPOCH + dt.timedelta(seconds=121)) == dt.date(2013, 1, 31)
+    # February 2013 has 28 days: 1 March is tick 31 from 29 January.
+    assert c.run_time(dt.date(2013, 3, 1)) == EPOCH + dt.timedelta(seconds=60 * 31)
 
 
 def test_a_clock_started_mid_year_with_an_uneven_pace() -> None:
     c = clock(first=dt.date(2013, 6, 15), seconds=90)
-    assert c.data_day(EPOCH) == dt.date(2013, 6, 15)
-    assert c.data_day(EPOCH + dt.timedelta(seconds=90 * 16)) == dt.date(2013, 7, 1)
+    assert c.run_time(dt.date(2013, 6, 15)) == EPOCH
     assert c.run_time(dt.date(2013, 7, 1)) == EPOCH + dt.timedelta(seconds=90 * 16)
 
 
 def test_the_end_of_the_data_ends_the_clock() -> None:
     c = clock(first=dt.date(2013, 12, 30))
-    assert c.days == 2 and c.end == EPOCH + dt.timedelta(seconds=60)
-    assert c.data_day(c.end) == dt.date(2013, 12, 31)
-    with pytest.raises(ClockError, match="after the last replayed day 2013-12-31: the replay is over"):
-        c.data_day(c.end + dt.timedelta(seconds=60))
-    with pytest.raises(ClockError, match="before the replay clock's start"):
-        c.data_day(EPOCH - dt.timedelta(seconds=60))
+    assert c.days == 2 and c.end == EPOCH + dt.timedelta(seconds=60) == c.run_time(dt.date(2013, 12, 31))
     with pytest.raises(ClockError, match="outside the replayed days"):
         c.run_time(dt.date(2014, 1, 1))
+    with pytest.raises(ClockError, match="outside the replayed days"):
+        c.run_time(dt.date(2013, 12, 29))
+
+
+def _timetable(first: str = "2013-01-29", last: str = "2013-12-31", seconds: float = 60):
+    from flywheel.orchestration.replay import ReplayTimetable
+
+    return ReplayTimetable(EPOCH.isoformat(), seconds, first, last)
+
+
+def _next(timetable, last_day: dt.date | None, latest: dt.datetime | None = None):
+    import pendulum
+    from airflow.timetables.base import DataInterval, TimeRestriction
+
+    last = None
+    if last_day is not None:
+        start = pendulum.datetime(last_day.year, last_day.month, last_day.day, tz="UTC")
+        last = DataInterval(start, start.add(days=1))
+    return timetable.next_dagrun_info(
+        last_automated_data_interval=last, restriction=TimeRestriction(None, latest, catchup=False)
+    )
+
+
+def test_the_replay_timetable_runs_each_day_at_its_tick_with_the_day_as_logical_date() -> None:
+    timetable = _timetable()
+    first = _next(timetable, None)
+    assert (first.logical_date, first.run_after) == (dt.datetime(2013, 1, 29, tzinfo=UTC), EPOCH)
+    assert data_day(first.logical_date) == dt.date(2013, 1, 29)
+    after_jan_31 = _next(timetable, dt.date(2013, 1, 31))
+    assert data_day(after_jan_31.logical_date) == dt.date(2013, 2, 1)
+    assert after_jan_31.run_after == EPOCH + dt.timedelta(seconds=60 * 3)
+    # Runs of earlier days (a backfill before the clock's start) do not move the clock back.
+    assert data_day(_next(timetable, dt.date(2013, 1, 5)).logical_date) == dt.date(2013, 1, 29)
+
+
+def test_a_late_scheduler_makes_the_clock_lag_not_skip() -> None:
+    """Whenever the scheduler asks (hours after the ticks), the next run is the day after the last one."""
+    timetable = _timetable(seconds=1)
+    info = _next(timetable, dt.date(2013, 2, 10))
+    assert data_day(info.logical_date) == dt.date(2013, 2, 11)
+    assert info.run_after < dt.datetime.now(UTC)  # long due: it starts at once, for the next day
+
+
+def test_the_replay_timetable_ends_with_the_data_and_survives_serialization() -> None:
+    from flywheel.orchestration.replay import ReplayTimetable
+
+    timetable = _timetable(first="2013-12-30")
+    assert data_day(_next(timetable, dt.date(2013, 12, 30)).logical_date) == dt.date(2013, 12, 31)
+    assert _next(timetable, dt.date(2013, 12, 31)) is None  # the replay is over
+    assert ReplayTimetable.deserialize(timetable.serialize()) == timetable
+    assert "60s" in timetable.summary and "2013-12-30..2013-12-31" in timetable.description
 
 
 @pytest.mark.parametrize(
@@ -133,13 +173,14 @@ def test_a_real_schedule_runs_after_the_day_it_processes(env: pytest.MonkeyPatch
 
 def test_the_replay_clock_ticks_one_run_at_a_time(env: pytest.MonkeyPatch) -> None:
     from flywheel.orchestration.defaults import daily_schedule
+    from flywheel.orchestration.replay import ReplayTimetable
 
     env.setenv("FLYWHEEL_REPLAY_SECONDS", "45")
     env.setenv("FLYWHEEL_REPLAY_EPOCH", EPOCH.isoformat())
     env.setenv("FLYWHEEL_REPLAY_FROM", "2013-12-01")
     daily = daily_schedule(max_active_runs=3)
-    assert type(daily.schedule).__name__ == "DeltaTriggerTimetable"
-    assert daily.start_date == EPOCH and daily.end_date == EPOCH + dt.timedelta(seconds=45 * 30)
+    assert isinstance(daily.schedule, ReplayTimetable) and daily.schedule.clock.every == dt.timedelta(seconds=45)
+    assert daily.start_date == dt.datetime(2013, 12, 1, tzinfo=UTC) and daily.end_date == dt.datetime(2013, 12, 31, tzinfo=UTC)
     assert daily.max_active_runs == 1  # a range run for earlier days never overlaps the clock's run
 
 
@@ -157,8 +198,8 @@ def test_make_live_starts_its_clock_on_the_day_after_the_first_window(env: pytes
         env.setenv(key, value)
     replay = config.load().replay
     assert replay is not None
-    assert replay.data_day(dt.datetime(2026, 12, 2, 18, 0, 42, tzinfo=UTC)) == dt.date(2013, 1, 29)
-    assert replay.data_day(dt.datetime(2026, 12, 2, 18, 20, 42, tzinfo=UTC)) == dt.date(2013, 2, 18)
+    assert replay.run_time(dt.date(2013, 1, 29)) == dt.datetime(2026, 12, 2, 18, 0, 42, tzinfo=UTC)
+    assert replay.run_time(dt.date(2013, 2, 18)) == dt.datetime(2026, 12, 2, 18, 20, 42, tzinfo=UTC)
 
 
 def test_make_live_again_resumes_after_the_last_monitored_day(env: pytest.MonkeyPatch, tmp_path) -> None:
@@ -171,3 +212,21 @@ def test_make_live_again_resumes_after_the_last_monitored_day(env: pytest.Monkey
     for day in (dt.date(2013, 1, 20), dt.date(2013, 1, 29), dt.date(2013, 1, 30)):
         lake.partition_path("monitoring", "daily", day, settings.lake).mkdir(parents=True)
     assert live.first_day(settings, as_of) == dt.date(2013, 1, 31)
+
+
+def test_a_dag_on_the_replay_clock_round_trips_through_airflows_serialization(env: pytest.MonkeyPatch) -> None:
+    """What the dag-processor stores and the scheduler reads back: the plugin registers the class."""
+    from pathlib import Path
+
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    env.setenv("FLYWHEEL_REPLAY_SECONDS", "60")
+    env.setenv("FLYWHEEL_REPLAY_EPOCH", EPOCH.isoformat())
+    env.setenv("FLYWHEEL_REPLAY_FROM", "2013-01-29")
+    path = Path(__file__).resolve().parents[2] / "dags" / "flights_scoring.py"
+    bag = DagBag(dag_folder=str(path))
+    assert not bag.import_errors, bag.import_errors
+    dag = DagSerialization.from_dict(DagSerialization.to_dict(bag.dags["flights_scoring"]))
+    assert type(dag.timetable).__name__ == "ReplayTimetable"
+    assert dag.timetable.clock.first_day == dt.date(2013, 1, 29) and dag.max_active_runs == 1
