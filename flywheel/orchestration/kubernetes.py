@@ -75,7 +75,8 @@ def env(settings: config.Settings, spark_operator: bool = False) -> list[dict[st
     values.update(
         FLYWHEEL_LAKE=str(settings.lake),
         FLYWHEEL_EXECUTION="local",  # inside the pod the job runs in-process
-        FLYWHEEL_HOME=f"{SCRATCH}/flywheel",
+        # The pod's run state (Spark's warehouse and Derby files) lives in its scratch volume, nowhere else.
+        FLYWHEEL_HOME=SCRATCH,
         HOME=SCRATCH,
         SPARK_LOCAL_DIRS=SCRATCH,
     )

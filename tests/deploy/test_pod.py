@@ -87,7 +87,7 @@ def test_pod_env_settings_configmap_and_mlflow_secret(pod):
     for name in ("FLYWHEEL_LAKE", "MLFLOW_TRACKING_URI", "SPARK_REMOTE", "FLYWHEEL_PROFILE"):
         assert env[name]["value"] == render.WORKER_ENV[name]
     assert env["FLYWHEEL_EXECUTION"]["value"] == "local"  # the job itself runs in-process
-    assert env["FLYWHEEL_HOME"]["value"].startswith(kub.SCRATCH)
+    assert env["FLYWHEEL_HOME"]["value"] == kub.SCRATCH  # the scratch emptyDir, not the image
     for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
         assert env[key]["valueFrom"]["secretKeyRef"] == {"name": "flywheel-mlflow", "key": key, "optional": True}
         assert "value" not in env[key]
