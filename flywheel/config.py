@@ -342,6 +342,19 @@ class Settings:
         return _path_from(self.source, "FLYWHEEL_SOURCE")
 
 
+def failpoints() -> dict[str, str]:
+    """``FLYWHEEL_FAILPOINTS`` (``name=action,...``; see :mod:`flywheel.faults`), read on every call so
+    a test can arm a failpoint in a child process's environment; unset in normal runs."""
+    raw = os.environ.get("FLYWHEEL_FAILPOINTS", "").strip()
+    out: dict[str, str] = {}
+    for entry in filter(None, (e.strip() for e in raw.split(","))):
+        name, sep, action = entry.partition("=")
+        if not sep or action not in ("hang", "raise", "exit") or not name:
+            raise ConfigError(f"FLYWHEEL_FAILPOINTS entry {entry!r}: expected name=hang|raise|exit")
+        out[name] = action
+    return out
+
+
 def worker_hostname() -> str:
     """The host name a task instance records (Airflow's ``[core] hostname_callable`` on the cluster
     profile's Celery workers): FLYWHEEL_WORKER_HOSTNAME when set (several workers on one machine),
