@@ -57,7 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     rb = sub.add_parser("rollback", help="point the champion alias at an earlier version")
     rb.add_argument("--to-version", required=True, type=int)
     rb.add_argument("--reason", required=True, help="why; recorded in the history and on the version")
-    rb.add_argument("--as-of", type=lake.parse_ds, default=None, help="the logical date to record, YYYY-MM-DD")
+    rb.add_argument(
+        "--as-of",
+        type=lake.parse_ds,
+        default=None,
+        help="the data day to record, YYYY-MM-DD (default: the latest day monitored or decided); "
+        "the retraining cooldown starts there",
+    )
     hist = sub.add_parser("history", help="print the promotion history")
     hist.add_argument("--json", action="store_true", help="one JSON record per line instead of a table")
     sub.add_parser("champion", help="print the champion's version")

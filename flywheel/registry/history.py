@@ -1,19 +1,27 @@
-"""The promotion history: an append-only JSON-lines file, one line per decision or rollback.
+"""The promotion history: an append-only JSON-lines file, a journal of every decision, rollback and failure.
 
 ``<lake>/monitoring/promotions/history.jsonl``. Lines are appended under the registry lock
-(:mod:`flywheel.registry.lock`) and never rewritten. Each line holds:
+(:mod:`flywheel.registry.lock`) and never rewritten. A record holds:
 
-``ts`` (wall clock, UTC, audit only), ``as_of`` (the run's logical/as-of date), ``model``,
-``version``, ``decision`` (promoted | rejected | rollback), ``reason``, ``champion_before``,
+``id``, ``ts`` (wall clock, UTC, audit only), ``as_of`` (the run's logical/as-of date), ``model``,
+``version``, ``decision`` (promoted | rejected | rollback | failed), ``reason``, ``champion_before``,
 ``champion_after``, ``metrics`` ({"challenger": {...}, "champion": {...}}), ``checks``,
 ``source`` (training | retraining | rollback) and ``run`` (Airflow dag_id, run_id, task_id,
 try_number, links... whatever the caller's context held).
+
+A change of the registry is written ahead (:func:`begin`): the full record with ``state: pending``
+goes to the file *before* the alias moves, and a line ``{"id": ..., "state": "done"}`` after the
+aliases and tags are set (:func:`finish`). A process killed in between leaves a pending record,
+which the next holder of the registry lock completes (:func:`flywheel.registry.promotion.repair`).
+:func:`read_history` returns the completed records only, in decision order; lines without a
+``state`` (older files, failed retrainings) are complete records.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +35,8 @@ ZONE = "monitoring"
 DATASET = "promotions"
 FILENAME = "history.jsonl"
 SOURCES = ("training", "retraining", "rollback")
-DECISIONS = ("promoted", "rejected", "rollback")
+DECISIONS = ("promoted", "rejected", "rollback", "failed")
+PENDING, DONE, ABANDONED = "pending", "done", "abandoned"
 
 
 class HistoryError(RuntimeError):
@@ -38,13 +47,12 @@ def history_path(settings: Settings) -> Path:
     return lake.dataset_path(ZONE, DATASET, settings.lake) / FILENAME
 
 
-def append_record(settings: Settings, record: dict[str, Any]) -> Path:
-    """Append one record as one line (takes the registry lock; re-entrant if the caller holds it)."""
-    if record.get("decision") not in DECISIONS:
-        raise ValueError(f"history record decision {record.get('decision')!r}: expected one of {DECISIONS}")
-    if record.get("source") not in SOURCES:
-        raise ValueError(f"history record source {record.get('source')!r}: expected one of {SOURCES}")
-    line = json.dumps(record, sort_keys=True, default=str, allow_nan=True) + "\n"
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _append_line(settings: Settings, obj: dict[str, Any]) -> Path:
+    line = json.dumps(obj, sort_keys=True, default=str, allow_nan=True) + "\n"
     path = history_path(settings)
     with registry_lock(settings):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -58,26 +66,81 @@ def append_record(settings: Settings, record: dict[str, Any]) -> Path:
     return path
 
 
-def read_history(settings: Settings) -> list[dict[str, Any]]:
-    """Every record, oldest first ([] before the first decision)."""
+def _check(record: dict[str, Any]) -> None:
+    if record.get("decision") not in DECISIONS:
+        raise ValueError(f"history record decision {record.get('decision')!r}: expected one of {DECISIONS}")
+    if record.get("source") not in SOURCES:
+        raise ValueError(f"history record source {record.get('source')!r}: expected one of {SOURCES}")
+
+
+def append_record(settings: Settings, record: dict[str, Any]) -> Path:
+    """Append one complete record as one line (takes the registry lock; re-entrant if the caller holds it)."""
+    _check(record)
+    return _append_line(settings, {k: v for k, v in record.items() if k != "state"})
+
+
+def begin(settings: Settings, record: dict[str, Any]) -> dict[str, Any]:
+    """Write ``record`` ahead as pending (the caller holds the registry lock); returns it with its ``id``."""
+    _check(record)
+    record = {**record, "id": record.get("id") or new_id()}
+    _append_line(settings, {**record, "state": PENDING})
+    return record
+
+
+def finish(settings: Settings, record_id: str, state: str = DONE, note: str | None = None) -> None:
+    """Close a pending record: ``done`` (the registry holds it) or ``abandoned`` (it never will; ``note`` says why)."""
+    if state not in (DONE, ABANDONED):
+        raise ValueError(f"a pending record ends {DONE} or {ABANDONED}, not {state!r}")
+    _append_line(settings, {"id": record_id, "state": state, **({"note": note} if note else {})})
+
+
+def _lines(settings: Settings) -> list[dict[str, Any]]:
     path = history_path(settings)
     if not path.is_file():
         return []
-    records: list[dict[str, Any]] = []
+    out: list[dict[str, Any]] = []
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise HistoryError(
                 f"{path}:{number} is not JSON ({exc.msg}); the history is append-only, "
                 "so fix or remove that line by hand"
             ) from exc
-        if not isinstance(record, dict):
+        if not isinstance(obj, dict):
             raise HistoryError(f"{path}:{number} is not a JSON object")
-        records.append(record)
-    return records
+        out.append(obj)
+    return out
+
+
+def _journal(settings: Settings) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """(records in decision order, the outcome of each pending id)."""
+    lines = _lines(settings)
+    outcome = {str(o["id"]): o["state"] for o in lines if o.get("state") in (DONE, ABANDONED) and "id" in o}
+    records = [o for o in lines if o.get("state") in (None, PENDING) and "decision" in o]
+    return records, outcome
+
+
+def read_history(settings: Settings) -> list[dict[str, Any]]:
+    """Every completed record, oldest first ([] before the first decision)."""
+    records, outcome = _journal(settings)
+    return [
+        {k: v for k, v in r.items() if k != "state"}
+        for r in records
+        if r.get("state") is None or outcome.get(str(r.get("id"))) == DONE
+    ]
+
+
+def pending(settings: Settings) -> list[dict[str, Any]]:
+    """Records written ahead whose change was never confirmed (a process died in between), oldest first."""
+    records, outcome = _journal(settings)
+    return [
+        {k: v for k, v in r.items() if k != "state"}
+        for r in records
+        if r.get("state") == PENDING and str(r.get("id")) not in outcome
+    ]
 
 
 def current_champion(settings: Settings) -> int | None:
@@ -85,3 +148,14 @@ def current_champion(settings: Settings) -> int | None:
     from flywheel.registry.client import CHAMPION, alias_version, connect
 
     return alias_version(connect(settings), settings.model_name, CHAMPION)
+
+
+def latest_day(settings: Settings) -> str | None:
+    """The latest data day the loop has seen: its last monitored day or the latest ``as_of`` in the
+    history (None before either). A rollback without a date is dated by it, so its cooldown covers
+    the drift events that follow it."""
+    from flywheel.drift import monitor
+
+    days = [d.isoformat() for d in lake.list_partitions(monitor.HISTORY_ZONE, monitor.HISTORY_DATASET, settings.lake)]
+    days += [str(r["as_of"])[:10] for r in read_history(settings) if r.get("as_of")]
+    return max(days) if days else None

@@ -11,10 +11,15 @@ Three steps, each callable from a task or by hand:
   evaluation). On promotion the ``champion`` alias moves to the challenger and the ``challenger``
   alias is removed from it; a rejected version keeps ``challenger`` (it stays the latest
   candidate, for inspection, until the next training run moves the alias). Either way the
-  decision is written as ``promotion.*`` tags on the challenger's version and appended to the
+  decision is written as ``promotion.*`` tags on the challenger's version and in the
   promotion history.
 * :func:`rollback` points ``champion`` at an earlier version, with ``rollback.*`` tags and a
-  history line (``source=rollback``).
+  history line (``source=rollback``). It is dated (``as_of``) by the caller, else by the latest
+  day the loop has seen: a rollback starts a retraining cooldown like a promotion.
+
+Each change is a journal entry (:mod:`flywheel.registry.journal`): written ahead in the history,
+applied, confirmed; whoever takes the registry lock first completes what a killed process left
+half-done, so the history and the aliases agree before anything new is decided.
 
 ``context`` is a small dict from the caller: ``as_of`` (the run's logical/as-of date, YYYY-MM-DD;
 recorded as the decision date, never the wall clock), ``source`` (training | retraining) and
@@ -25,15 +30,13 @@ kept as the history record's ``run``.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from flywheel import config
-from flywheel.registry import history
+from flywheel.registry import history, journal
 from flywheel.registry.client import (
-    CHALLENGER,
     CHAMPION,
     RegistryError,
     alias_version,
@@ -43,23 +46,16 @@ from flywheel.registry.client import (
     load_model,
 )
 from flywheel.registry.decision import Decision, decide
+from flywheel.registry.journal import vname as _vname
 from flywheel.registry.lock import registry_lock
 
 if TYPE_CHECKING:
     import pandas as pd
-    from mlflow import MlflowClient
 
     from flywheel.config import Settings
 
 EvaluateFn = Callable[[Any, "pd.DataFrame", float], dict[str, float]]
 PROMOTION_SOURCES = ("training", "retraining")
-# MLflow caps tag values; the full reason and checks are in the history anyway.
-_MAX_TAG = 4000
-
-
-def _vname(version: int | None) -> str:
-    return f"v{version}" if version is not None else "none"
-
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -80,12 +76,6 @@ def _run(context: dict[str, Any]) -> dict[str, Any]:
 
 def _floats(metrics: dict[str, Any]) -> dict[str, float]:
     return {str(k): float(v) for k, v in metrics.items()}
-
-
-def _tag(client: MlflowClient, name: str, version: int, tags: dict[str, Any]) -> None:
-    for key, value in tags.items():
-        text = value if isinstance(value, str) else json.dumps(value, default=str)
-        client.set_model_version_tag(name, str(version), key, text[:_MAX_TAG])
 
 
 def evaluate_challenger(
@@ -123,7 +113,7 @@ def promote_or_reject(
     settings: Settings | None = None,
     context: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Decide, move the aliases, tag the version and append to the history; returns the history record."""
+    """Decide, move the aliases, tag the version and record it in the history; returns the history record."""
     settings = settings or config.load()
     context = dict(context or {})
     source = context.get("source") or "training"
@@ -140,7 +130,9 @@ def promote_or_reject(
     get_version(client, name, challenger_version)  # fail early, naming the versions that exist
 
     with registry_lock(settings):
+        journal.repair(client, settings)
         current = alias_version(client, name, CHAMPION)
+        primary = settings.primary_metric
         if current == challenger_version:
             # A retry after the alias already moved: report the recorded decision, record it if missing.
             for record in reversed(history.read_history(settings)):
@@ -154,8 +146,8 @@ def promote_or_reject(
                 True,
                 f"promoted: {_vname(challenger_version)} is already the champion (alias set by an earlier attempt)",
                 [],
-                settings.primary_metric,
-                float(challenger_metrics.get(settings.primary_metric, math.nan)),
+                primary,
+                float(challenger_metrics.get(primary, math.nan)),
                 None,
             )
         elif current != champion_version:
@@ -164,51 +156,22 @@ def promote_or_reject(
                 f"rejected: champion changed during evaluation ({_vname(champion_version)} -> {_vname(current)}); "
                 "rerun the evaluation",
                 [{"name": "champion_unchanged", "value": current, "threshold": champion_version, "passed": False}],
-                settings.primary_metric,
-                float(challenger_metrics.get(settings.primary_metric, math.nan)),
+                primary,
+                float(challenger_metrics.get(primary, math.nan)),
                 None,
             )
         else:
             decision = decide(challenger_metrics, champion_metrics, settings)
 
-        champion_after = current
-        if decision.promote and current != challenger_version:
-            client.set_registered_model_alias(name, CHAMPION, str(challenger_version))
-            champion_after = challenger_version
-        if decision.promote and alias_version(client, name, CHALLENGER) == challenger_version:
-            client.delete_registered_model_alias(name, CHALLENGER)
-
-        recorded_at = _now()
-        primary = settings.primary_metric
-        _tag(
-            client,
-            name,
-            challenger_version,
-            {
-                "promotion.decision": decision.decision,
-                "promotion.reason": decision.reason,
-                "promotion.champion_before": _vname(current),
-                "promotion.compared_with": _vname(champion_version),
-                "promotion.decided_at": as_of or "none",
-                "promotion.recorded_at": recorded_at,
-                "promotion.source": source,
-                f"promotion.{primary}": f"{decision.challenger_primary:.6f}",
-                f"promotion.champion_{primary}": (
-                    f"{decision.champion_primary:.6f}" if decision.champion_primary is not None else "none"
-                ),
-                "promotion.failed_checks": ",".join(c["name"] for c in decision.checks if not c["passed"]) or "none",
-                "promotion.checks": decision.checks,
-            },
-        )
         record = {
-            "ts": recorded_at,
+            "ts": _now(),
             "as_of": as_of,
             "model": name,
             "version": challenger_version,
             "decision": decision.decision,
             "reason": decision.reason,
             "champion_before": current,
-            "champion_after": champion_after,
+            "champion_after": challenger_version if decision.promote else current,
             "compared_with": champion_version,
             "primary_metric": primary,
             "challenger_primary": decision.challenger_primary,
@@ -218,8 +181,7 @@ def promote_or_reject(
             "source": source,
             "run": _run(context),
         }
-        history.append_record(settings, record)
-    return record
+        return journal.commit(client, settings, record)
 
 
 def rollback(
@@ -237,30 +199,14 @@ def rollback(
     client = connect(settings)
     name = settings.model_name
     with registry_lock(settings):
+        journal.repair(client, settings)
         get_version(client, name, to_version)
         before = alias_version(client, name, CHAMPION)
         if before == to_version:
             raise RegistryError(f"{name} v{to_version} is already the champion: nothing to roll back")
-        client.set_registered_model_alias(name, CHAMPION, str(to_version))
-        if alias_version(client, name, CHALLENGER) == to_version:
-            client.delete_registered_model_alias(name, CHALLENGER)
-        recorded_at = _now()
-        _tag(
-            client,
-            name,
-            to_version,
-            {
-                "rollback.reason": reason,
-                "rollback.champion_before": _vname(before),
-                "rollback.decided_at": as_of or "none",
-                "rollback.recorded_at": recorded_at,
-            },
-        )
-        if before is not None:
-            _tag(client, name, before, {"rollback.demoted_to": _vname(to_version), "rollback.demoted_at": recorded_at})
         record = {
-            "ts": recorded_at,
-            "as_of": as_of,
+            "ts": _now(),
+            "as_of": as_of or history.latest_day(settings),
             "model": name,
             "version": to_version,
             "decision": "rollback",
@@ -276,5 +222,4 @@ def rollback(
             "source": "rollback",
             "run": _run(context),
         }
-        history.append_record(settings, record)
-    return record
+        return journal.commit(client, settings, record)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -16,6 +18,7 @@ import pytest
 from mlflow_store import features_frame, fresh_store, register, tiny_pipeline
 
 from flywheel import config
+from flywheel.faults import FailpointError
 from flywheel.registry import (
     CHALLENGER,
     CHAMPION,
@@ -25,6 +28,7 @@ from flywheel.registry import (
     current_champion,
     decide,
     evaluate_challenger,
+    history,
     promote_or_reject,
     read_history,
     registry_lock,
@@ -32,6 +36,7 @@ from flywheel.registry import (
 )
 from flywheel.registry.__main__ import main as cli
 from flywheel.registry.client import connect
+from flywheel.registry.lock import ADVISORY_KEY, lock_path, uses_advisory_lock
 
 AS_OF = "2013-03-01"
 
@@ -399,24 +404,33 @@ def test_concurrent_promotions_leave_one_champion(store: config.Settings, frame:
     assert [(r["version"], r["decision"]) for r in history[1:]] == [(winner, "promoted"), (loser, "rejected")]
 
 
-def test_the_lock_excludes_other_processes(store: config.Settings) -> None:
-    holder = subprocess.Popen(
+def _holder(env: dict[str, str]) -> subprocess.Popen[str]:
+    """A child process that takes the registry lock with its own settings and holds it."""
+    return subprocess.Popen(
         [
             sys.executable,
             "-c",
-            "import sys, time; from flywheel import config; from flywheel.registry import registry_lock\n"
-            "with registry_lock(config.load()):\n    print('held', flush=True); time.sleep(30)",
+            "import time; from flywheel import config; from flywheel.registry import registry_lock\n"
+            "with registry_lock(config.load()) as lock:\n    print('held', lock, flush=True); time.sleep(60)",
         ],
         stdout=subprocess.PIPE,
         text=True,
+        env={**os.environ, **env},
         cwd=Path(__file__).resolve().parents[2],
     )
+
+
+def test_the_lock_excludes_other_processes(store: config.Settings) -> None:
+    # A SQLite store: the file lock beside it.
+    assert lock_path(store) == store.home / "mlflow" / "mlflow.db.registry.lock"
+    holder = _holder({})
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert holder.stdout is not None and holder.stdout.readline().startswith("held the file lock")
         started = time.monotonic()
-        with pytest.raises(RegistryLockTimeout, match="another promotion or rollback holds it"):
+        with pytest.raises(RegistryLockTimeout, match="another promotion or rollback holds it") as info:
             with registry_lock(store, timeout_s=0.3):
                 pass
+        assert f"the file lock {lock_path(store)}" in str(info.value)
         assert time.monotonic() - started >= 0.3
     finally:
         holder.kill()
@@ -424,6 +438,107 @@ def test_the_lock_excludes_other_processes(store: config.Settings) -> None:
     with registry_lock(store, timeout_s=5):  # released when the holder died
         with registry_lock(store, timeout_s=0):  # re-entrant in one thread
             pass
+
+
+def test_the_advisory_lock_excludes_workers_that_share_only_mlflow(tmp_path: Path) -> None:
+    """A PostgreSQL store (the suite's embedded server): two processes with different FLYWHEEL_HOMEs
+    exclude each other, and a holder killed with SIGKILL releases the lock with its session."""
+    url = config.with_database(os.environ["FLYWHEEL_DATABASE_URL"], "postgres", "postgresql")
+    mine = dataclasses.replace(config.load(), home=tmp_path / "mine", mlflow_backend_uri=url)
+    assert uses_advisory_lock(mine)
+    holder = _holder({"FLYWHEEL_HOME": str(tmp_path / "theirs"), "MLFLOW_TRACKING_URI": url})
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().startswith("held the PostgreSQL advisory lock")
+        with pytest.raises(RegistryLockTimeout) as info:
+            with registry_lock(mine, timeout_s=0.3):
+                pass
+        assert f"the PostgreSQL advisory lock {ADVISORY_KEY} in MLflow's database" in str(info.value)
+        assert "/postgres" in str(info.value)
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait()
+        started = time.monotonic()
+        with registry_lock(mine, timeout_s=10):  # the server ended the killed holder's session
+            with registry_lock(mine, timeout_s=0):  # re-entrant in one thread
+                pass
+        assert time.monotonic() - started < 5
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+# --- a promotion killed half-way ------------------------------------------------------------------
+
+
+def test_a_promotion_killed_after_the_alias_moved_is_completed_by_its_rerun(
+    store: config.Settings, frame: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeEval({1.0: m(0.70), 2.0: m(0.75)})
+    v1 = _new_version(store, frame, c=1.0)
+    _run(store, v1, frame, fake)
+    v2 = _new_version(store, frame, c=2.0)
+    evaluated = evaluate_challenger(v2, frame, store, fake)
+    context = {"as_of": AS_OF, "source": "training"}
+    monkeypatch.setenv("FLYWHEEL_FAILPOINTS", "registry.promote.alias_moved=raise")
+    with pytest.raises(FailpointError):
+        promote_or_reject(v2, *evaluated, store, context)
+    monkeypatch.delenv("FLYWHEEL_FAILPOINTS")
+    # Half-done: the alias moved, the history holds the decision as pending only.
+    assert _aliases(store) == {CHAMPION: str(v2), CHALLENGER: str(v2)}
+    assert [r["version"] for r in read_history(store)] == [v1]
+    assert [(r["version"], r["decision"]) for r in history.pending(store)] == [(v2, "promoted")]
+
+    record = promote_or_reject(v2, *evaluated, store, context)  # the task's retry
+    assert (record["decision"], record["champion_before"], record["champion_after"]) == ("promoted", v1, v2)
+    assert _aliases(store) == {CHAMPION: str(v2)}
+    assert _tags(store, v2)["promotion.champion_before"] == f"v{v1}"
+    assert read_history(store)[-1] == record
+    assert [(r["version"], r["champion_before"], r["champion_after"]) for r in read_history(store)] == [
+        (v1, None, v1),
+        (v2, v1, v2),
+    ]
+    assert history.pending(store) == []
+
+
+def test_a_half_done_promotion_is_completed_before_the_next_decision(
+    store: config.Settings, frame: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeEval({1.0: m(0.70), 2.0: m(0.75), 3.0: m(0.80)})
+    v1 = _new_version(store, frame, c=1.0)
+    _run(store, v1, frame, fake)
+    v2 = _new_version(store, frame, c=2.0)
+    v3 = _new_version(store, frame, c=3.0)
+    monkeypatch.setenv("FLYWHEEL_FAILPOINTS", "registry.promote.alias_moved=raise")
+    with pytest.raises(FailpointError):
+        _run(store, v2, frame, fake)
+    monkeypatch.delenv("FLYWHEEL_FAILPOINTS")
+    record = _run(store, v3, frame, fake, source="retraining")  # evaluated against v2, the alias
+    assert (record["champion_before"], record["champion_after"]) == (v2, v3)
+    assert [(r["version"], r["champion_before"], r["champion_after"]) for r in read_history(store)] == [
+        (v1, None, v1),
+        (v2, v1, v2),  # completed by the next holder of the lock, in its place
+        (v3, v2, v3),
+    ]
+    assert _tags(store, v2)["promotion.decision"] == "promoted"
+
+
+def test_a_pending_promotion_whose_alias_was_moved_by_hand_is_abandoned(
+    store: config.Settings, frame: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeEval({1.0: m(0.70), 2.0: m(0.75)})
+    v1 = _new_version(store, frame, c=1.0)
+    _run(store, v1, frame, fake)
+    v2 = _new_version(store, frame, c=2.0)
+    v3 = _new_version(store, frame, c=1.0)
+    monkeypatch.setenv("FLYWHEEL_FAILPOINTS", "registry.promote.alias_moved=raise")
+    with pytest.raises(FailpointError):
+        _run(store, v2, frame, fake)
+    monkeypatch.delenv("FLYWHEEL_FAILPOINTS")
+    connect(store).set_registered_model_alias(store.model_name, CHAMPION, str(v3))  # by hand, in MLflow's UI
+    rollback(v1, store, "v3 was set by hand", {"as_of": AS_OF})
+    assert history.pending(store) == []
+    assert [(r["version"], r["decision"]) for r in read_history(store)] == [(v1, "promoted"), (v1, "rollback")]
+    assert read_history(store)[-1]["champion_before"] == v3
+    assert '"state": "abandoned"' in history.history_path(store).read_text()
 
 
 # --- rollback and the CLI -------------------------------------------------------------------------
@@ -487,7 +602,7 @@ def test_cli_rollback_and_history(store: config.Settings, frame: Any, capsys: py
     assert [line.split()[1:5] for line in lines[1:]] == [
         [AS_OF, f"v{v1}", "promoted", "training"],
         [AS_OF, f"v{v2}", "promoted", "training"],
-        ["-", f"v{v1}", "rollback", "rollback"],
+        [AS_OF, f"v{v1}", "rollback", "rollback"],  # dated by the latest day the loop has seen
     ]
     assert lines[-1].endswith("rollback: bad EWR slice")
     assert cli(["history", "--json"]) == 0
