@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from flywheel.config import Settings
 
 CONDITIONS = ("data_drift", "prediction_drift", "quality_drop")
+# History decisions that change the champion, and start a cooldown, by the name a skip reason gives them.
+CHAMPION_CHANGES = {"promoted": "promotion", "rollback": "rollback"}
 DRIFT = "drift"
 OK = "ok"
 
@@ -251,8 +253,11 @@ def retraining_guard(
     ``retrain_cooldown_days`` before it (or on/after it: a monitoring backfill of old days must not
     retrain over a newer model),
 
-    - a retraining already ran (``source == "retraining"``, promoted or rejected): dedupe, or
-    - a model was promoted (``decision == "promoted"``, any source): the new champion gets time.
+    - a retraining already ran (``source == "retraining"``: promoted, rejected or failed): dedupe;
+      a failed retraining counts too, so the same failing retraining is not restarted by every
+      drift event (fix the cause, then retrain by hand with flights_training), or
+    - a model was promoted (``decision == "promoted"``, any source) or the champion was rolled back
+      (``decision == "rollback"``): the new (or restored) champion gets time.
 
     The retraining is as of the first drift date outside the cooldown: the day on which a daily
     schedule, one event at a time, would have started it. One run of flights_retraining retrains at
@@ -289,9 +294,10 @@ def retraining_guard(
         retrainings = [(d, r) for r in records if r.get("source") == "retraining" and (d := in_window(r))]
         if retrainings:
             return ("retraining", *max(retrainings, key=lambda dr: dr[0]))
-        promoted = [(d, r) for r in records if r.get("decision") == "promoted" and (d := in_window(r))]
-        if promoted:
-            return ("promotion", *max(promoted, key=lambda dr: dr[0]))
+        changed = [(d, r) for r in records if r.get("decision") in CHAMPION_CHANGES and (d := in_window(r))]
+        if changed:
+            day_, record = max(changed, key=lambda dr: dr[0])
+            return (CHAMPION_CHANGES[record["decision"]], day_, record)
         return None
 
     blocked: dict[dt.date, tuple[str, dt.date, Mapping[str, Any]]] = {}
@@ -308,21 +314,34 @@ def retraining_guard(
             return GuardDecision(
                 True,
                 day.isoformat(),
-                f"retrain as of {day}: drift on {', '.join(event_dates)}; no promotion or retraining in the "
-                f"{cooldown} days before{covered}",
+                f"retrain as of {day}: drift on {', '.join(event_dates)}; no promotion, rollback or retraining "
+                f"in the {cooldown} days before{covered}",
                 event_dates,
             )
         blocked[day] = why
     as_of = dates[-1]
     kind, when, record = blocked[as_of]
-    if kind == "retraining":
+    until = when + dt.timedelta(days=cooldown)
+    if kind == "retraining" and record.get("decision") == "failed":
+        error = str(record.get("reason") or "no error recorded")
+        reason = (
+            f"skipped: the retraining as of {when} failed ({error[:300]}), within the {cooldown}-day cooldown of "
+            f"drift date {as_of}; a failed retraining counts like one that ran, so drift does not restart it "
+            f"before {until}: fix the cause, or retrain now with flights_training"
+        )
+    elif kind == "retraining":
         reason = (
             f"skipped: a retraining already ran as of {when} ({record.get('decision')}), within the "
             f"{cooldown}-day cooldown of drift date {as_of}; drift dates {', '.join(event_dates)} are covered by it"
         )
+    elif kind == "rollback":
+        reason = (
+            f"skipped: the champion was rolled back to v{record.get('version')} as of {when}, within the "
+            f"{cooldown}-day cooldown of drift date {as_of}; retraining waits until {until}"
+        )
     else:
         reason = (
             f"skipped: v{record.get('version')} was promoted as of {when} ({record.get('source')}), within the "
-            f"{cooldown}-day cooldown of drift date {as_of}; retraining waits until {when + dt.timedelta(days=cooldown)}"
+            f"{cooldown}-day cooldown of drift date {as_of}; retraining waits until {until}"
         )
     return GuardDecision(False, as_of.isoformat(), reason, event_dates, dict(record))

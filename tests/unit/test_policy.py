@@ -250,7 +250,8 @@ def test_retrain_as_of_the_first_event_outside_the_cooldown(settings: config.Set
         None,
     )
     assert g.reason == (
-        "retrain as of 2013-02-10: drift on 2013-02-10, 2013-02-12; no promotion or retraining in the 7 days before"
+        "retrain as of 2013-02-10: drift on 2013-02-10, 2013-02-12; no promotion, rollback or retraining in the 7 "
+        "days before"
     )
 
 
@@ -282,9 +283,38 @@ def test_cooldown_after_a_promotion(settings: config.Settings) -> None:
     assert retraining_guard([{"ds": "2013-02-11"}], [promotion("2013-02-04")], settings).should_retrain is True
 
 
-def test_rejected_training_and_rollback_do_not_start_a_cooldown(settings: config.Settings) -> None:
-    records = [promotion("2013-02-09", decision="rejected"), promotion("2013-02-09", "rollback", "rollback")]
+def test_a_rejected_training_does_not_start_a_cooldown(settings: config.Settings) -> None:
+    records = [promotion("2013-02-09", decision="rejected")]
     assert retraining_guard([{"ds": "2013-02-10"}], records, settings).should_retrain is True
+
+
+def test_a_rollback_starts_a_cooldown(settings: config.Settings) -> None:
+    records = [promotion("2013-01-20"), promotion("2013-02-05", "rollback", "rollback", version=3)]
+    g = retraining_guard([{"ds": "2013-02-10"}], records, settings)
+    assert (g.should_retrain, g.as_of, g.blocked_by) == (False, "2013-02-10", records[1])
+    assert g.reason == (
+        "skipped: the champion was rolled back to v3 as of 2013-02-05, within the 7-day cooldown of drift date "
+        "2013-02-10; retraining waits until 2013-02-12"
+    )
+    later = retraining_guard([{"ds": "2013-02-12"}], records, settings)
+    assert (later.should_retrain, later.as_of) == (True, "2013-02-12")
+
+
+def failed(as_of: str, error: str = "failed: train_and_gate.train_challenger: MlflowUnreachable: down") -> dict:
+    return {"as_of": as_of, "decision": "failed", "source": "retraining", "version": None, "reason": error}
+
+
+def test_a_failed_retraining_starts_a_cooldown_and_says_so(settings: config.Settings) -> None:
+    records = [promotion("2013-01-20"), failed("2013-02-08")]
+    g = retraining_guard([{"ds": "2013-02-09"}, {"ds": "2013-02-11"}], records, settings)
+    assert (g.should_retrain, g.as_of, g.blocked_by) == (False, "2013-02-11", records[1])
+    assert g.reason == (
+        "skipped: the retraining as of 2013-02-08 failed (failed: train_and_gate.train_challenger: "
+        "MlflowUnreachable: down), within the 7-day cooldown of drift date 2013-02-11; a failed retraining "
+        "counts like one that ran, so drift does not restart it before 2013-02-15: fix the cause, or retrain "
+        "now with flights_training"
+    )
+    assert retraining_guard([{"ds": "2013-02-15"}], records, settings).should_retrain is True
 
 
 def test_dedupe_one_retraining_per_cooldown_window(settings: config.Settings) -> None:
