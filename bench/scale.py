@@ -199,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=scale_data.default_out(), help="scaled inputs (cache)")
     parser.add_argument("--scratch", type=Path, default=None, help="engine outputs (default: <data>/out)")
     parser.add_argument("--json", type=Path, default=None, help="results file (default: <scratch>/results.json)")
+    parser.add_argument("--fresh", action="store_true", help="drop the runs an earlier invocation left in --json")
     parser.add_argument("--seed", type=int, default=scale_data.DEFAULT_SEED)
     parser.add_argument("--driver-memory", default="8g", help="spark.driver.memory of the Spark run (default 8g)")
     parser.add_argument("--master", default="local[2]")
@@ -224,13 +225,22 @@ def main(argv: list[str] | None = None) -> int:
     results_file = args.json or scratch / "results.json"
     meta: dict[str, Any] = {"machine": machine(), "driver_memory": args.driver_memory, "master": args.master}
     print(f"machine: {meta['machine']}; load {load()}", flush=True)
+    # Runs of earlier invocations stay in the results file (a size x engine measured again replaces its row),
+    # so a long size can be measured on its own and still land in one table.
+    previous = json.loads(results_file.read_text())["runs"] if results_file.is_file() and not args.fresh else []
     runs: list[dict[str, Any]] = []
+
+    def merged() -> list[dict[str, Any]]:
+        fresh = {(r["size"], r["engine"]) for r in runs}
+        kept = [r for r in previous if (r["size"], r["engine"]) not in fresh]
+        return sorted(kept + runs, key=lambda r: (r["size"], ENGINES.index(r["engine"])))
+
     for size in sizes:
         inputs, data = scale_data.ensure(args.data, size, args.seed)
         (scratch / f"x{size}").mkdir(parents=True, exist_ok=True)
         for engine in engines:
             run = measure(engine, inputs, scratch / f"x{size}" / engine, args)
-            run.update(size=size, flights_in=data["flights"])
+            run.update(size=size, flights_in=data["flights"], driver_memory=args.driver_memory if engine == "spark" else None)
             runs.append(run)
             print(
                 f"x{size} {engine}: wall {run['wall_seconds']} s, job {run['job_seconds']} s, {run['rows']:,} rows, "
@@ -238,12 +248,12 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
             results_file.parent.mkdir(parents=True, exist_ok=True)
-            results_file.write_text(json.dumps({**meta, "runs": runs}, indent=2))
+            results_file.write_text(json.dumps({**meta, "runs": merged()}, indent=2))
     lines = check(scratch) if args.check else []
     meta["check"] = lines
-    results_file.write_text(json.dumps({**meta, "runs": runs}, indent=2))
+    results_file.write_text(json.dumps({**meta, "runs": merged()}, indent=2))
     print()
-    print(table(meta, runs))
+    print(table(meta, merged()))
     for line in lines:
         print(line)
     print(f"\nresults: {results_file}")

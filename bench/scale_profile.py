@@ -1,0 +1,138 @@
+"""Where the Spark features job's time goes, on one scaled size (a diagnostic for bench/scale.py).
+
+    python bench/scale_profile.py [--size 1] [--data DIR] [--driver-memory 8g]
+
+In one local[2] session (Flywheel's local configuration), each part of ``transforms.build_days``
+run alone and written to Spark's ``noop`` sink (computed, not stored):
+
+* ``session``: starting the JVM and the session;
+* ``one day``: ``build_days`` of the last day with its 28 days of history (the fixed cost of a job);
+* ``build_days``: the whole year, as in bench/scale.py but without the Parquet write;
+* ``joins only``: label, calendar, weather, planes and airports (per-day reference copies);
+* ``history only``: ``history_features`` of every labelled flight (each past flight paired with
+  every day whose window holds it: up to 28 copies, once per entity);
+* ``history, daily aggregates``: the same history columns computed by Spark the way the DuckDB
+  baseline does (per entity and day, then range windows over days): not Flywheel's code, a measure
+  of what the engine does with the other algorithm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+for _p in (str(BENCH.parent), str(BENCH)):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+import scale_data  # noqa: E402
+
+from flywheel import features, schema  # noqa: E402
+
+
+def history_daily(flights: Any, past: Any) -> Any:
+    """The history columns from daily aggregates per entity and range windows (the baselines' way)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    from spark_jobs import transforms
+
+    labelled = transforms.with_route(transforms.with_label(flights.where(F.col("arr_delay").isNotNull())))
+    labelled = labelled.withColumn("_d", F.datediff(F.to_date("ds"), F.lit("2000-01-01")))
+    hist_past = transforms.with_route(transforms.with_label(past.where(F.col("arr_delay").isNotNull())))
+    hist_past = hist_past.withColumn("_d", F.datediff(transforms.flight_date(), F.lit("2000-01-01")))
+    out = labelled
+    for e in features.HISTORY_ENTITIES:
+        daily = hist_past.where(F.col(e).isNotNull()).groupBy(e, "_d").agg(
+            F.count(F.lit(1)).alias("n"), F.sum(schema.LABEL).alias("l"), F.sum("arr_delay").alias("s")
+        )
+        keys = labelled.where(F.col(e).isNotNull()).select(e, "_d").distinct()
+        daily = keys.join(daily, [e, "_d"], "full").fillna(0, subset=["n", "l", "s"])
+        cols = []
+        for w in features.HISTORY_WINDOWS:
+            win = Window.partitionBy(e).orderBy("_d").rangeBetween(-w, -1)
+            n = F.coalesce(F.sum("n").over(win), F.lit(0))
+            cols += [
+                n.alias(f"{e}_flights_{w}d"),
+                F.when(n > 0, F.sum("l").over(win) / n).alias(f"{e}_delay_rate_{w}d"),
+                F.when(n > 0, F.sum("s").over(win) / n).alias(f"{e}_mean_arr_delay_{w}d"),
+            ]
+        out = out.join(daily.select(e, "_d", *cols), [e, "_d"], "left")
+        out = out.fillna(0, subset=[f"{e}_flights_{w}d" for w in features.HISTORY_WINDOWS])
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size", type=int, default=1)
+    parser.add_argument("--data", type=Path, default=scale_data.default_out())
+    parser.add_argument("--driver-memory", default="8g")
+    parser.add_argument("--seed", type=int, default=scale_data.DEFAULT_SEED)
+    args = parser.parse_args(argv)
+
+    from pyspark.sql import functions as F
+    from scale import load, spark_session
+
+    from spark_jobs import transforms
+
+    inputs, meta = scale_data.ensure(args.data, args.size, args.seed)
+    timings: list[tuple[str, float, str]] = []
+
+    def timed(name: str, run: Any) -> Any:
+        before = load()
+        started = time.perf_counter()
+        value = run()
+        timings.append((name, time.perf_counter() - started, before))
+        print(f"{name}: {timings[-1][1]:.1f} s (load {before})", flush=True)
+        return value
+
+    spark = timed("session", lambda: spark_session(args.data / "out" / "profile_home", args.driver_memory, "local[2]"))
+    flights = spark.read.parquet(str(inputs / "flights.parquet"))
+    weather = spark.read.parquet(str(inputs / "weather.parquet"))
+    days = spark.createDataFrame([(r["ds"],) for r in flights.select("ds").distinct().collect()], "ds string")
+    planes = spark.read.parquet(str(inputs / "planes.parquet")).crossJoin(days)
+    airports = spark.read.parquet(str(inputs / "airports.parquet")).crossJoin(days)
+    past = flights.drop("ds")
+
+    def noop(df: Any) -> None:
+        df.write.format("noop").mode("overwrite").save()
+
+    last = meta["last_day"]
+    first_past = (dt.date.fromisoformat(last) - dt.timedelta(days=28)).isoformat()
+
+    def one_day() -> None:
+        day = [t.where(F.col("ds") == last) for t in (flights, weather, planes, airports)]
+        window = flights.where((F.col("ds") >= first_past) & (F.col("ds") < last)).drop("ds")
+        noop(transforms.build_days(day[0], window, *day[1:])[0])
+
+    timed("one day (fixed cost of a job)", one_day)
+    timed("build_days, whole year", lambda: noop(transforms.build_days(flights, past, weather, planes, airports)[0]))
+
+    def joins_only() -> None:
+        labelled, _ = transforms.label_and_exclusions(flights, by=["ds"])
+        df = transforms.calendar_features(transforms.with_route(labelled))
+        df = transforms.join_airports(transforms.join_planes(transforms.join_weather(df, weather), planes), airports)
+        noop(df)
+
+    timed("joins only (label, calendar, weather, planes, airports)", joins_only)
+    labelled = flights.where(F.col("arr_delay").isNotNull())
+    timed("history only (transforms.history_features)", lambda: noop(transforms.history_features(labelled, past)))
+    timed("history, daily aggregates + range windows (not Flywheel's code)", lambda: noop(history_daily(flights, past)))
+    spark.stop()
+    rows = meta["labelled"]
+    print(f"\nSpark parts, {args.size}x ({meta['flights']:,} flights, {rows:,} labelled), local[2], "
+          f"spark.driver.memory={args.driver_memory}, {os.cpu_count()} cores:")
+    print("| part | s | load before |\n|---|---|---|")
+    for name, seconds, before in timings:
+        print(f"| {name} | {seconds:.1f} | {before} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
