@@ -94,3 +94,62 @@ def read_manifest(partition: Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: the features partition was not written by build_features")
     return json.loads(path.read_text())
+
+
+# --- lineage: which landed versions a features partition was built from --------------------------
+
+
+def landing_versions(days: Any, lake_root: Path) -> dict[Any, str | None]:
+    """The current version of each day's landing partition (``None``: not landed)."""
+    from flywheel import lake, landing
+
+    return {d: lake.version(landing.ZONE, landing.DATASET, d, lake_root) for d in days}
+
+
+def pinned(path: Path, version: str | None) -> Path:
+    """``.../ds=D/rest`` as the path inside version ``version`` of that partition (unchanged for an
+    unversioned or unknown partition): a reader of the pinned path keeps reading that version
+    even if the pointer is swapped meanwhile."""
+    from flywheel import lake
+
+    if version in (None, "unversioned"):
+        return path
+    parts = path.parts
+    at = next(i for i, part in enumerate(parts) if part.startswith("ds="))
+    return Path(*parts[:at], lake.VERSIONS, parts[at], version, *parts[at + 1 :])
+
+
+def changed_inputs(inputs: dict[Any, str | None], lake_root: Path) -> list[str]:
+    """Inputs whose landing version is no longer the recorded one, as ``ds=D: old -> new``."""
+    now = landing_versions(list(inputs), lake_root)
+    return [f"ds={d}: {v} -> {now[d] or 'gone'}" for d, v in inputs.items() if now[d] != v]
+
+
+def stale_partitions(days: Any, lake_root: Path) -> dict[str, list[str]]:
+    """Published features partitions built from another version of the landing of one of ``days``
+    than the current one: ``{features day: ["ds=D: old -> new", ...]}``. A rerun of a day's
+    landing makes the features of the following days (whose history windows read it) stale until
+    they are rebuilt; this finds them from the manifests' ``inputs``."""
+    import datetime as dt
+
+    from flywheel import lake
+
+    changed = {lake.parse_ds(d) for d in days}
+    if not changed:
+        return {}
+    window = dt.timedelta(days=max(HISTORY_WINDOWS))
+    stale: dict[str, list[str]] = {}
+    for day in lake.list_partitions("features", DATASET, lake_root):
+        if not any(c <= day <= c + window for c in changed):
+            continue
+        try:
+            inputs = read_manifest(lake.partition_path("features", DATASET, day, lake_root)).get("inputs")
+        except (OSError, ValueError):
+            continue
+        if not inputs:  # built before lineage was recorded: nothing to compare
+            continue
+        relevant = {lake.parse_ds(d): v for d, v in inputs.items() if lake.parse_ds(d) in changed}
+        diffs = changed_inputs(relevant, lake_root)
+        if diffs:
+            stale[day.isoformat()] = diffs
+    return stale

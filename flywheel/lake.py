@@ -1,31 +1,65 @@
 """The lake: Hive-style daily partitions ``<lake>/<zone>/<dataset>/ds=YYYY-MM-DD/``.
 
-Every write goes to a hidden staging folder beside the partition and is then published
-by ``os.replace``-style renames, so a reader sees the old partition, no partition, or the
-new one, never a half-written one. A rerun replaces the partition; nothing is appended.
+A partition is a pointer to an immutable version: ``ds=D`` is a relative symlink to
+``.versions/ds=D/<version>/``. A write fills a new ``<version>.staging`` folder, renames it to
+``<version>`` and then swaps the pointer with one atomic ``rename(2)`` of a new symlink over the
+old one, so a reader (Spark, pyarrow, pandas; all follow the link and skip the hidden
+``.versions``) sees the complete old version or the complete new one, never a gap or a mix.
+A rerun replaces the partition; nothing is appended.
+
+- One writer per partition: a writer holds an exclusive ``flock`` on ``.versions/ds=D/.lock``
+  from its first byte to the swap. A second writer of the same day fails at once with
+  :class:`PartitionBusy` naming the holder, and leaves the partition as the winner writes it.
+  The lock lives beside the data, so workers that share only the lake exclude each other (on
+  NFS, flock is forwarded to the server by Linux clients).
+- Leftovers are swept under that lock: ``*.staging`` folders of a killed writer at once, a
+  superseded version once it is :data:`GRACE_S` old (a reader that resolved the old pointer
+  just before a swap keeps its files meanwhile), dangling pointers, and scratch folders whose
+  writer died (:func:`scratch`). Every publish sweeps its own partition; ``python -m
+  flywheel.lake sweep`` sweeps everything.
+- A lake written before versioned partitions holds plain ``ds=D`` folders: the first write of
+  such a day adopts the folder as a version (one non-atomic rename, once per old partition).
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
+import fcntl
 import json
+import os
 import shutil
+import socket
+import sys
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from flywheel import config
+from flywheel.faults import failpoint
 
 if TYPE_CHECKING:
     import pandas as pd
 
 ZONES = ("landing", "quarantine", "features", "predictions", "reports", "monitoring")
+VERSIONS = ".versions"
+SCRATCH = ".scratch"
+GRACE_S = 600.0  # how long a superseded version stays for readers that resolved it before the swap
+
+_locks: dict[str, tuple[IO[str], int, int]] = {}  # lock path -> (open file, depth, owning thread)
+_locks_guard = threading.Lock()
 
 
 class LakeError(RuntimeError):
     """A partition is missing, unreadable, or addressed wrongly."""
+
+
+class PartitionBusy(LakeError):
+    """Another writer holds the partition; this one changed nothing."""
 
 
 def parse_ds(ds: str | dt.date) -> dt.date:
@@ -62,44 +96,139 @@ def partition_path(zone: str, dataset: str, ds: str | dt.date, lake: Path | None
     return dataset_path(zone, dataset, lake) / f"ds={parse_ds(ds).isoformat()}"
 
 
+def versions_dir(partition: Path) -> Path:
+    return partition.parent / VERSIONS / partition.name
+
+
 def exists(zone: str, dataset: str, ds: str | dt.date, lake: Path | None = None) -> bool:
     return partition_path(zone, dataset, ds, lake).is_dir()
 
 
+def version(zone: str, dataset: str, ds: str | dt.date, lake: Path | None = None) -> str | None:
+    """The id of the partition's current version (``None``: no partition; ``"unversioned"``: an old plain folder)."""
+    return version_of(partition_path(zone, dataset, ds, lake))
+
+
+def version_of(partition: Path) -> str | None:
+    if partition.is_symlink():
+        return Path(os.readlink(partition)).name if partition.is_dir() else None
+    return "unversioned" if partition.is_dir() else None
+
+
 def list_partitions(zone: str, dataset: str, lake: Path | None = None) -> list[dt.date]:
-    """Published partitions of a dataset, oldest first (staging folders are hidden)."""
+    """Published partitions of a dataset, oldest first (versions, staging and scratch are hidden)."""
     base = dataset_path(zone, dataset, lake)
     if not base.is_dir():
         return []
-    return sorted(parse_ds(p.name[3:]) for p in base.iterdir() if p.is_dir() and p.name.startswith("ds="))
+    return sorted(parse_ds(p.name[3:]) for p in base.iterdir() if p.name.startswith("ds=") and p.is_dir())
+
+
+@contextmanager
+def _flock(path: Path, what: str, reentrant: bool = True) -> Iterator[None]:
+    """Exclusive, non-blocking, re-entrant in the holding thread (unless not ``reentrant``);
+    :class:`PartitionBusy` if held elsewhere."""
+    key = str(path)
+    me = threading.get_ident()
+    with _locks_guard:
+        held = _locks.get(key)
+        if held is not None and not reentrant:
+            raise PartitionBusy(f"{what} is held by this process")
+        if held is not None and held[2] == me:
+            _locks[key] = (held[0], held[1] + 1, me)
+            reentered = True
+        else:
+            reentered = False
+    if reentered:
+        try:
+            yield
+        finally:
+            with _locks_guard:
+                handle, depth, owner = _locks[key]
+                _locks[key] = (handle, depth - 1, owner)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = path.open("a+")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise PartitionBusy(
+            f"{what} is being written by {holder}; this writer stopped and changed nothing. "
+            "The other writer's version will stand: rerun this one after it has finished if it should win."
+        ) from None
+    handle.truncate(0)
+    handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC")
+    handle.flush()
+    with _locks_guard:
+        _locks[key] = (handle, 1, me)
+    try:
+        yield
+    finally:
+        with _locks_guard:
+            _, depth, _ = _locks.pop(key)
+        handle.truncate(0)
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        handle.close()
+
+
+def partition_lock(partition: Path) -> Any:
+    """The one-writer lock of a partition (see the module docstring)."""
+    return _flock(versions_dir(partition) / ".lock", f"{partition.parent.parent.name}/{partition.parent.name}/{partition.name}")
+
+
+def _new_version() -> str:
+    return f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"
+
+
+def _swap(partition: Path, new: Path) -> None:
+    """Point ``partition`` at the version folder ``new`` with one atomic rename; mark the old version superseded."""
+    link = partition.parent / f".link-{partition.name}-{uuid.uuid4().hex[:8]}"
+    os.symlink(os.path.relpath(new, partition.parent), link)
+    old: Path | None = None
+    if partition.is_symlink():
+        old = partition.parent / os.readlink(partition)
+    elif partition.is_dir():  # an unversioned partition of an older lake: adopt it (once)
+        old = versions_dir(partition) / f"{_new_version()}-unversioned"
+        partition.rename(old)
+    os.replace(link, partition)
+    failpoint("lake.publish.swapped")
+    if old is not None and old.is_dir():
+        os.utime(old)  # superseded now: its grace period starts
 
 
 def publish(staging: Path, target: Path) -> None:
-    """Move a fully written staging folder into place, replacing any earlier partition."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    old = target.parent / f".old-{target.name}-{uuid.uuid4().hex[:8]}"
-    if target.exists():
-        target.rename(old)
-    staging.rename(target)
-    if old.exists():
-        shutil.rmtree(old)
+    """Make the fully written folder ``staging`` the partition ``target`` (replacing any earlier version)."""
+    with partition_lock(target):
+        vdir = versions_dir(target)
+        vdir.mkdir(parents=True, exist_ok=True)
+        new = vdir / _new_version()
+        staging.rename(new)
+        failpoint("lake.publish.staged")  # complete on disk, not yet visible
+        _swap(target, new)
+        sweep_partition(target)
 
 
 @contextmanager
 def staged_partition(zone: str, dataset: str, ds: str | dt.date, lake: Path | None = None) -> Iterator[Path]:
     """Yield an empty staging folder; publish it as the partition if the block succeeds.
 
-    On an exception the staging folder is removed and the published partition is untouched.
+    The partition's writer lock is held from the start; on an exception the staging folder is
+    removed and the published partition is untouched.
     """
     target = partition_path(zone, dataset, ds, lake)
-    staging = target.parent / f".staging-{target.name}-{uuid.uuid4().hex[:8]}"
-    staging.mkdir(parents=True)
-    try:
-        yield staging
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    publish(staging, target)
+    with partition_lock(target):
+        vdir = versions_dir(target)
+        vdir.mkdir(parents=True, exist_ok=True)
+        staging = vdir / f"{_new_version()}.staging"
+        staging.mkdir()
+        try:
+            yield staging
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        publish(staging, target)
 
 
 def write_frame(
@@ -119,12 +248,13 @@ def write_frame(
 
 
 def read_frame(zone: str, dataset: str, ds: str | dt.date, lake: Path | None = None) -> pd.DataFrame:
+    """The partition's rows, read from the version it points to when the read starts."""
     import pandas as pd
 
     path = partition_path(zone, dataset, ds, lake)
     if not path.is_dir():
         raise LakeError(f"partition {zone}/{dataset}/ds={parse_ds(ds)} does not exist under {_root(lake)}")
-    files = sorted(path.glob("*.parquet"))
+    files = sorted(path.resolve().glob("*.parquet"))
     if not files:
         raise LakeError(f"partition {path} holds no Parquet file")
     return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
@@ -138,21 +268,127 @@ def move_partition(
     lake: Path | None = None,
     dst_dataset: str | None = None,
 ) -> Path:
-    """Move a partition to another zone or dataset (e.g. landing -> quarantine), replacing what was there."""
+    """Move a partition to another zone or dataset (e.g. landing -> quarantine), replacing what was there.
+
+    The destination gets a new version made of hard links to the source's files (no data copied),
+    published like any write; only then does the source's pointer go. A crash in between leaves
+    the data in both places, never in neither.
+    """
     src = partition_path(src_zone, dataset, ds, lake)
     dst = partition_path(dst_zone, dst_dataset or dataset, ds, lake)
-    if not src.is_dir():
-        raise LakeError(f"cannot move {src}: it does not exist")
-    staging = dst.parent / f".staging-{dst.name}-{uuid.uuid4().hex[:8]}"
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    src.rename(staging)
-    publish(staging, dst)
+    with partition_lock(src), partition_lock(dst):
+        if not src.is_dir():
+            raise LakeError(f"cannot move {src}: it does not exist")
+        vdir = versions_dir(dst)
+        vdir.mkdir(parents=True, exist_ok=True)
+        staging = vdir / f"{_new_version()}.staging"
+        shutil.copytree(src.resolve(), staging, copy_function=os.link)
+        publish(staging, dst)
+        failpoint("lake.move.published")  # the data is in both places until the next line
+        delete_partition(src_zone, dataset, ds, lake)
+        sweep_partition(src)
     return dst
 
 
 def delete_partition(zone: str, dataset: str, ds: str | dt.date, lake: Path | None = None) -> bool:
+    """Remove the partition's pointer (its version is swept after the grace period); False if there was none."""
     path = partition_path(zone, dataset, ds, lake)
-    if path.is_dir():
-        shutil.rmtree(path)
-        return True
+    with partition_lock(path):
+        if path.is_symlink():
+            old = path.resolve()
+            path.unlink()
+            if old.is_dir():
+                os.utime(old)
+                return True
+            return False
+        if path.is_dir():
+            shutil.rmtree(path)
+            return True
     return False
+
+
+def sweep_partition(partition: Path, grace_s: float = GRACE_S) -> list[Path]:
+    """Remove what no reader can reach: staging of dead writers, dangling pointers and pointer
+    temporaries, superseded versions older than ``grace_s``. Skips a partition being written."""
+    removed: list[Path] = []
+    try:
+        with partition_lock(partition):
+            if partition.is_symlink() and not partition.is_dir():
+                partition.unlink()
+                removed.append(partition)
+            for link in partition.parent.glob(f".link-{partition.name}-*"):
+                link.unlink()
+                removed.append(link)
+            vdir = versions_dir(partition)
+            current = partition.resolve() if partition.is_symlink() else None
+            cutoff = time.time() - grace_s
+            for entry in sorted(vdir.iterdir()) if vdir.is_dir() else []:
+                if entry.name == ".lock" or entry == current:
+                    continue
+                if entry.name.endswith(".staging") or entry.stat().st_mtime <= cutoff:
+                    shutil.rmtree(entry, ignore_errors=True)
+                    removed.append(entry)
+    except PartitionBusy:
+        return removed
+    return removed
+
+
+@contextmanager
+def scratch(zone: str, dataset: str, lake: Path | None = None) -> Iterator[Path]:
+    """A private folder for a job's intermediate files beside the dataset, removed when the block ends;
+    :func:`sweep` removes one whose job was killed (its lock is free)."""
+    folder = dataset_path(zone, dataset, lake) / SCRATCH / uuid.uuid4().hex
+    lock = folder.with_name(folder.name + ".lock")
+    try:
+        with _flock(lock, f"scratch {folder}"):
+            try:
+                yield folder
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+    finally:
+        lock.unlink(missing_ok=True)
+        try:
+            folder.parent.rmdir()  # the last job out removes the empty .scratch
+        except OSError:
+            pass
+
+
+def sweep(lake: Path | None = None, grace_s: float = GRACE_S) -> list[Path]:
+    """Sweep every partition and scratch folder of the lake (see :func:`sweep_partition`)."""
+    removed: list[Path] = []
+    for zone in ZONES:
+        zone_dir = _root(lake) / zone
+        for base in sorted(p for p in zone_dir.iterdir() if p.is_dir()) if zone_dir.is_dir() else []:
+            names = {p.name for p in base.glob("ds=*")} | {p.name for p in (base / VERSIONS).glob("ds=*")}
+            for name in sorted(names):
+                removed += sweep_partition(base / name, grace_s)
+            for leftover in base.glob(".*"):  # the unversioned layout's leftovers and a killed job's folder
+                if leftover.name.startswith((".staging-", ".old-", ".job-")):
+                    shutil.rmtree(leftover, ignore_errors=True)
+                    removed.append(leftover)
+            for lock in sorted((base / SCRATCH).glob("*.lock")):
+                try:
+                    with _flock(lock, "scratch", reentrant=False):
+                        shutil.rmtree(lock.with_suffix(""), ignore_errors=True)
+                        removed.append(lock.with_suffix(""))
+                    lock.unlink(missing_ok=True)
+                except PartitionBusy:
+                    continue
+    return removed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m flywheel.lake", description="Lake maintenance.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sw = sub.add_parser("sweep", help="remove leftovers of killed writers and superseded versions")
+    sw.add_argument("--grace-s", type=float, default=GRACE_S, help="keep superseded versions younger than this")
+    args = parser.parse_args(argv)
+    removed = sweep(grace_s=args.grace_s)
+    for path in removed:
+        print(f"removed {path}")
+    print(f"swept {config.load().lake}: {len(removed)} leftover(s) removed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -19,10 +19,9 @@ import dataclasses
 import datetime as dt
 import json
 import logging
-import shutil
 import sys
 import time
-import uuid
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,9 +56,10 @@ class History:
         return sum(1 for d in self.available if d >= ds - dt.timedelta(days=window))
 
 
-def input_paths(ds: dt.date, lake_root: Path) -> dict[str, Path]:
-    """The canonical tables of day ``ds``; raises FeaturesError naming what is missing."""
-    paths = {table: landing.canonical_path(ds, table, lake_root) for table in INPUT_TABLES}
+def input_paths(ds: dt.date, lake_root: Path, versions: dict[dt.date, str | None] | None = None) -> dict[str, Path]:
+    """The canonical tables of day ``ds`` (in its pinned version, if given); raises FeaturesError naming what is missing."""
+    pin = (versions or {}).get(ds)
+    paths = {table: features.pinned(landing.canonical_path(ds, table, lake_root), pin) for table in INPUT_TABLES}
     missing = [str(p) for p in paths.values() if not p.is_file()]
     if missing:
         raise FeaturesError(
@@ -99,22 +99,40 @@ def run_days(
     spark: SparkSession | None = None,
 ) -> list[dict[str, Any]]:
     """Build and publish the partitions of ``days`` in one Spark job; returns their manifests
-    (plus ``path``) in date order. Nothing is published unless every day is landed and validated."""
-    from pyspark.sql import functions as F
-
-    from spark_jobs import transforms
-    from spark_jobs.session import get_spark
-
+    (plus ``path``) in date order. Nothing is published unless every day is landed and validated,
+    and no input day changed while the job read it."""
     started = time.monotonic()
     settings = settings or config.load()
     days = sorted({lake.parse_ds(d) for d in days})
     if not days:
         raise FeaturesError("features: no day to build")
     root = settings.lake
-    paths = {day: input_paths(day, root) for day in days}
+    for day in days:
+        input_paths(day, root)  # a day not landed and validated: a clear error before anything is touched
+    lake.sweep(root)  # leftovers of a killed earlier try (its scratch, staging, pointer temporaries)
+    with ExitStack() as held:
+        # One writer per day: a second job building one of these days fails now, naming this one.
+        for day in days:
+            held.enter_context(lake.partition_lock(lake.partition_path(ZONE, output_dataset, day, root)))
+        return _build(days, settings, output_dataset, spark, started)
+
+
+def _build(
+    days: list[dt.date], settings: config.Settings, output_dataset: str, spark: SparkSession | None, started: float
+) -> list[dict[str, Any]]:
+    from pyspark.sql import functions as F
+
+    from spark_jobs import transforms
+    from spark_jobs.session import get_spark
+
+    root = settings.lake
     validated = set(landing.validated_days(root))
     histories = {day: history_window(day, root, validated=validated) for day in days}
     past_days = sorted({d for h in histories.values() for d in h.available})
+    # The landing versions this job reads, pinned: Spark reads those version folders (not the
+    # pointers, which a rerun of a day may swap meanwhile), and each day's manifest records them.
+    inputs = features.landing_versions(sorted(set(days) | set(past_days)), root)
+    paths = {day: input_paths(day, root, inputs) for day in days}
     spark = spark or get_spark("flywheel-build-features", settings)
 
     def read(table: str) -> Any:
@@ -124,7 +142,7 @@ def run_days(
 
     tables = {table: read(table) for table in INPUT_TABLES}
     if past_days:
-        past = spark.read.parquet(*[str(landing.canonical_path(d, "flights", root)) for d in past_days])
+        past = spark.read.parquet(*[str(features.pinned(landing.canonical_path(d, "flights", root), inputs[d])) for d in past_days])
     else:
         past = tables["flights"].drop("ds").limit(0)  # same schema, no rows: every history count is 0
     df, counts = transforms.build_days(tables["flights"], past, tables["weather"], tables["planes"], tables["airports"])
@@ -134,9 +152,8 @@ def run_days(
     # One file per day, rows in key order: a rerun writes the same rows in the same order.
     df = df.withColumn("_day", F.col("ds")).repartition("_day").sortWithinPartitions("_day", *features.KEY_COLUMNS)
 
-    scratch = lake.dataset_path(ZONE, output_dataset, root) / f".job-{uuid.uuid4().hex}"
     manifests = []
-    try:
+    with lake.scratch(ZONE, output_dataset, root) as scratch:
         df.write.partitionBy("_day").parquet(str(scratch))
         written = {day: scratch / f"_day={day.isoformat()}" for day in days}
         # Every day's row count is checked before any day is published.
@@ -159,7 +176,14 @@ def run_days(
                     "history_days_available": {str(w): history.available_in(w, day) for w in features.HISTORY_WINDOWS},
                     "history_days_missing": [d.isoformat() for d in history.missing],
                     "columns": list(features.COLUMNS),
+                    "inputs": {d.isoformat(): inputs[d] for d in (*history.available, day)},
                 }
+            )
+        changed = features.changed_inputs(inputs, root)
+        if changed:  # a rerun of an input day while this job read it: publishing would mix versions
+            raise FeaturesError(
+                "features: landed input days changed while this job read them (" + "; ".join(changed) + "). "
+                "Nothing was published; the task's retry rebuilds from the new versions."
             )
         for day, manifest in zip(days, manifests, strict=True):
             with lake.staged_partition(ZONE, output_dataset, day, root) as staging:
@@ -172,8 +196,6 @@ def run_days(
                 (staging / features.MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
             manifest["path"] = str(lake.partition_path(ZONE, output_dataset, day, root))
             log.info("features ds=%s: %d rows in %s", day, manifest["rows"], manifest["path"])
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     log.info("features: %d day(s) %s..%s in %.1f s", len(days), days[0], days[-1], time.monotonic() - started)
     return manifests
 

@@ -75,7 +75,9 @@ def wait_for_history(checked: dict[str, Any]) -> PokeReturnValue:
 
     This is what lets a backfill run several days at once and still give the rows a sequential
     run gives: day D's history features are built only after D-28..D-1 are validated or
-    quarantined. For a range run the window of its first day is enough: the later days' windows
+    quarantined. That outcome is final: the features gate never moves a landing (it judges the
+    job's output), so only a rerun of an earlier day's landing changes D's history, and that is
+    detected from the manifests' ``inputs`` (``publish`` names the stale days). For a range run the window of its first day is enough: the later days' windows
     hold only that one and the range's own days, which this run has gated. Reschedule mode: a
     waiting day holds no worker slot.
     """
@@ -110,8 +112,13 @@ def validate_features(checked: dict[str, Any]) -> dict[str, Any]:
     from flywheel.validation import GateFailed, validate_features
 
     def published_by_an_earlier_try(day: str) -> bool:  # build_features ran just before this task
-        candidate = lake.exists("features", features.CANDIDATE_DATASET, day)
-        return not candidate and lake.exists("features", features.DATASET, day)
+        if lake.exists("features", features.CANDIDATE_DATASET, day):
+            return False
+        published = lake.version("features", features.DATASET, day)
+        quarantined = lake.version("quarantine", "features", day)
+        # Versions are named by the time they were made: a published version older than the
+        # quarantined candidate is an earlier build's, not this run's.
+        return published is not None and (quarantined is None or published > quarantined)
 
     return _gate_each(
         "validate_features", checked, validate_features, (GateFailed, lake.LakeError), published_by_an_earlier_try
@@ -134,6 +141,15 @@ def publish(validated: dict[str, Any], outlet_events: Any = None) -> dict[str, A
     extra = {"ds": first, "path": paths[first], "rows": rows[first]}
     if len(rows) > 1:
         extra.update(days=list(rows), rows=sum(rows.values()), rows_by_day=rows, path=str(Path(paths[first]).parent))
+    # A rerun of a day changes the history of the days after it: name those built from its old landing.
+    stale = features.stale_partitions(validated["days"], config.load().lake)
+    if stale:
+        extra["stale_days"] = sorted(stale)
+        print(
+            "WARNING: features of later days were built from an earlier landing of a day this run replaced; "
+            "rebuild them (a range run from_ds..to_ds): "
+            + "; ".join(f"ds={d} read {', '.join(why)}" for d, why in sorted(stale.items()))
+        )
     outlet_events[FEATURES].extra = extra
     return {**extra, "days": list(rows), "failed": validated["failed"]}
 

@@ -503,23 +503,26 @@ def validate_features(ds: str | dt.date, settings: config.Settings | None = None
         summary["cleared_quarantine"] = lake.delete_partition(QUARANTINE, "features", day, settings.lake)
         return summary
 
-    quarantined = [
-        lake.move_partition(
-            "features", QUARANTINE, features.CANDIDATE_DATASET, day, settings.lake, dst_dataset="features"
-        )
-    ]
-    if lake.exists(landing.ZONE, landing.DATASET, day, settings.lake):
-        # The day as a whole failed: its landing goes to quarantine too, so nothing picks it up as good.
-        quarantined.append(lake.move_partition(landing.ZONE, QUARANTINE, landing.DATASET, day, settings.lake))
+    # The gate judges the job's output, not the day's data (the landing gate did that): only the
+    # candidate goes to quarantine. The valid landing stays (later days' history reads it, as a
+    # sequential run would) and so does an earlier published version of the day's features.
+    quarantined = lake.move_partition(
+        "features", QUARANTINE, features.CANDIDATE_DATASET, day, settings.lake, dst_dataset="features"
+    )
     extra = []
-    if lake.delete_partition("features", features.DATASET, day, settings.lake):
-        extra.append(f"Deleted the earlier published features/{features.DATASET}/ds={day}: the rebuilt data failed.")
-    summary["quarantine"] = [str(p) for p in quarantined]
-    summary["deleted_published"] = bool(extra)
-    for path in quarantined:
-        _write_json_atomic(path / landing.VALIDATION, summary)
+    published = lake.partition_path("features", features.DATASET, day, settings.lake)
+    if published.is_dir():
+        stale = features.stale_partitions([day], settings.lake).get(day.isoformat())
+        extra.append(
+            f"The earlier published features/{features.DATASET}/ds={day} stay"
+            + (f", built from another landing ({'; '.join(stale)}): rebuild the day." if stale else ".")
+        )
+    summary["quarantine"] = [str(quarantined)]
+    summary["kept_published"] = published.is_dir()
+    _write_json_atomic(quarantined / landing.VALIDATION, summary)
     next_step = (
-        f"fix the cause (the source data or spark_jobs/build_features.py) and rerun the whole day {day} "
-        "(land, validate_landing, build_features, validate_features); the rerun replaces the quarantined partitions."
+        f"fix the cause (spark_jobs/build_features.py, or a setting such as the label-rate bounds) and rerun "
+        f"build_features and validate_features for {day}; the landing of {day} passed its gate and stays, "
+        "and the rerun replaces the quarantined candidate."
     )
     raise GateFailed(_message(summary, next_step, extra), summary)

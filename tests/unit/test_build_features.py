@@ -417,7 +417,10 @@ def test_rerun_gives_an_identical_partition_and_replaces_the_folder(real_lake: c
     key = list(features.KEY_COLUMNS)
     assert first_frame[key].equals(first_frame[key].sort_values(key).reset_index(drop=True))
     leftovers = [p.name for p in path.parent.iterdir() if p.name.startswith(".")]
-    assert leftovers == []
+    assert leftovers == [".versions"]  # no scratch, staging or pointer temporaries
+    # The manifest names the landing versions it read (the day's own and its history days').
+    landed = {d: lake.version("landing", "flights", d) for d in ("2013-01-01", "2013-01-02")}
+    assert first["inputs"] == landed
 
 
 def test_a_day_not_validated_is_a_clear_error(real_lake: config.Settings) -> None:
@@ -447,7 +450,8 @@ def test_a_join_that_multiplies_rows_publishes_nothing(
     with pytest.raises(build_features.FeaturesError, match=r"duplicated or lost rows"):
         build_features.run("2013-01-02", output_dataset="flights_guard")
     assert sorted(p.name for p in part.iterdir()) == files  # the published partition is untouched
-    assert [p.name for p in part.parent.iterdir() if p.name.startswith(".")] == []
+    assert lake.version_of(part) == Path(before["path"]).resolve().name
+    assert [p.name for p in part.parent.iterdir() if p.name.startswith(".")] == [".versions"]  # no scratch left
 
 
 def test_cli_main_writes_the_partition_and_reports_a_missing_day(
@@ -474,7 +478,7 @@ def test_a_range_gives_every_day_exactly_the_rows_of_its_own_run(real_lake: conf
         assert len(list(Path(manifest["path"]).glob("*.parquet"))) == 1
         # The later days' history uses the earlier days of the same range.
         assert manifest["history_days_available"]["28"] == REAL_DAYS.index(day)
-    assert [p.name for p in lake.dataset_path("features", "ranged", real_lake.lake).iterdir() if p.name.startswith(".")] == []
+    assert [p.name for p in lake.dataset_path("features", "ranged", real_lake.lake).iterdir() if p.name.startswith(".")] == [".versions"]
 
 
 def test_a_range_with_a_day_not_validated_publishes_nothing(real_lake: config.Settings) -> None:

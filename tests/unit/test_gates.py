@@ -306,9 +306,12 @@ BAD_FEATURES = {
 
 @pytest.mark.parametrize("case", list(BAD_FEATURES))
 def test_bad_features_are_quarantined(case: str, landed: Path, settings: config.Settings) -> None:
+    """Only the job's output goes to quarantine: the valid landing (later days' history reads it)
+    and the earlier published features of the day stay."""
     build, manifest, expected = BAD_FEATURES[case]
-    # A stale published partition from an earlier good run must not survive the failed rebuild.
     lake.write_frame(_features_frame(), "features", features.DATASET, DS, settings.lake)
+    published = lake.version("features", features.DATASET, DS, settings.lake)
+    landing_version = lake.version("landing", "flights", DS, settings.lake)
     _write_candidate(settings, build(), manifest)
     with pytest.raises(GateFailed) as info:
         validate_features(DS, settings)
@@ -316,8 +319,15 @@ def test_bad_features_are_quarantined(case: str, landed: Path, settings: config.
     assert message.startswith(f"Features gate failed for features/{features.CANDIDATE_DATASET}/ds={DS}")
     for fragment in expected:
         assert fragment in message, f"{fragment!r} not in:\n{message}"
-    assert "Deleted the earlier published" in message
-    _assert_quarantined(settings, message, zones=("features", "flights"))
+    folder = lake.partition_path("quarantine", "features", DS, settings.lake)
+    result = json.loads((folder / landing.VALIDATION).read_text())
+    assert result["success"] is False and result["failures"] and result["kept_published"] is True
+    assert str(folder) in message and "rerun" in message
+    assert f"The earlier published features/{features.DATASET}/ds={DS} stay" in message
+    assert f"the landing of {DS} passed its gate and stays" in message
+    assert lake.version("landing", "flights", DS, settings.lake) == landing_version
+    assert lake.version("features", features.DATASET, DS, settings.lake) == published
+    assert not lake.exists("quarantine", "flights", DS, settings.lake)
     assert not lake.exists("features", features.CANDIDATE_DATASET, DS, settings.lake)
 
 

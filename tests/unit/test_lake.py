@@ -26,6 +26,15 @@ def _children(path: Path) -> list[str]:
     return sorted(p.name for p in path.iterdir())
 
 
+def _visible(path: Path) -> list[str]:
+    """What a reader listing the folder sees (Spark and pyarrow skip hidden names)."""
+    return sorted(p.name for p in path.iterdir() if not p.name.startswith((".", "_")))
+
+
+def _versions(partition: Path) -> list[str]:
+    return sorted(p.name for p in lake.versions_dir(partition).iterdir() if p.name != ".lock")
+
+
 # --- addressing ---------------------------------------------------------------------------------
 
 
@@ -72,8 +81,9 @@ def test_write_and_read_frame_round_trip(root: Path) -> None:
     assert (path / "_meta.json").read_text() == '{\n  "rows": 3\n}'
     pd.testing.assert_frame_equal(lake.read_frame("features", "flights", DAY, root), df)
     assert lake.exists("features", "flights", DAY, root)
-    # Only the published partition is left beside it: no staging or .old- folder.
-    assert _children(path.parent) == ["ds=2013-01-05"]
+    # The partition is a pointer to its one version; nothing else is left beside it.
+    assert _children(path.parent) == [".versions", "ds=2013-01-05"]
+    assert path.is_symlink() and _versions(path) == [lake.version("features", "flights", DAY, root)]
 
 
 def test_rerun_replaces_the_partition(root: Path) -> None:
@@ -84,21 +94,26 @@ def test_rerun_replaces_the_partition(root: Path) -> None:
     pd.testing.assert_frame_equal(lake.read_frame("features", "flights", DAY, root), second)
     # Files of the first run are gone too (replace, not merge).
     assert _children(path) == ["part-00000.parquet"]
-    assert _children(path.parent) == ["ds=2013-01-05"]
+    assert _visible(path.parent) == ["ds=2013-01-05"]
+    # The superseded version stays for the grace period (a reader may still hold it), then is swept.
+    assert len(_versions(path)) == 2
+    assert lake.sweep_partition(path) == []
+    swept = lake.sweep_partition(path, grace_s=0)
+    assert [p.name for p in swept] != [] and _versions(path) == [lake.version("features", "flights", DAY, root)]
 
 
 def test_staging_is_hidden_while_open_then_published(root: Path) -> None:
     dataset = root / "landing/flights"
     with lake.staged_partition("landing", "flights", DAY, root) as staging:
-        assert staging.parent == dataset
-        assert staging.name.startswith(".staging-ds=2013-01-05-")
+        assert staging.parent == dataset / ".versions/ds=2013-01-05"
+        assert staging.name.endswith(".staging")
         assert _children(staging) == []
         (staging / "x.txt").write_text("new")
         assert lake.list_partitions("landing", "flights", root) == []
         assert not lake.exists("landing", "flights", DAY, root)
     assert lake.list_partitions("landing", "flights", root) == [DAY]
     assert (dataset / "ds=2013-01-05/x.txt").read_text() == "new"
-    assert _children(dataset) == ["ds=2013-01-05"]
+    assert _visible(dataset) == ["ds=2013-01-05"]
 
 
 def test_failed_block_leaves_old_partition_untouched(root: Path) -> None:
@@ -114,7 +129,8 @@ def test_failed_block_leaves_old_partition_untouched(root: Path) -> None:
             1 / 0  # noqa: B018
 
     assert (dataset / "ds=2013-01-05/x.txt").read_text() == "old"
-    assert _children(dataset) == ["ds=2013-01-05"]
+    assert _visible(dataset) == ["ds=2013-01-05"]
+    assert len(_versions(dataset / "ds=2013-01-05")) == 1  # the failed staging is gone
 
 
 def test_failed_first_write_publishes_nothing(root: Path) -> None:
@@ -123,7 +139,8 @@ def test_failed_first_write_publishes_nothing(root: Path) -> None:
             raise ValueError("boom")
     assert lake.list_partitions("features", "flights", root) == []
     assert not lake.exists("features", "flights", DAY, root)
-    assert _children(root / "features/flights") == []
+    assert _visible(root / "features/flights") == []
+    assert _versions(root / "features/flights/ds=2013-01-05") == []
 
 
 def test_publish_replaces_an_existing_target(tmp_path: Path) -> None:
@@ -135,7 +152,9 @@ def test_publish_replaces_an_existing_target(tmp_path: Path) -> None:
     (staging / "new.txt").write_text("new")
     lake.publish(staging, target)
     assert _children(target) == ["new.txt"]
-    assert _children(tmp_path) == ["ds=2013-01-05"]
+    assert _visible(tmp_path) == ["ds=2013-01-05"] and target.is_symlink()
+    # The plain folder of an older lake became a version: superseded, swept after the grace period.
+    assert lake.sweep_partition(target, grace_s=0)[0].name.endswith("-unversioned")
 
 
 # --- listing, reading, moving, deleting ---------------------------------------------------------
@@ -185,8 +204,8 @@ def test_move_partition_to_quarantine_replaces_target(root: Path) -> None:
     assert not lake.exists("landing", "flights", DAY, root)
     assert _children(dst) == ["part-00000.parquet"]
     pd.testing.assert_frame_equal(lake.read_frame("quarantine", "flights", DAY, root), pd.DataFrame({"a": [2, 3]}))
-    assert _children(root / "quarantine/flights") == ["ds=2013-01-05"]
-    assert _children(root / "landing/flights") == []
+    assert _visible(root / "quarantine/flights") == ["ds=2013-01-05"]
+    assert _visible(root / "landing/flights") == []
 
 
 def test_move_partition_to_another_dataset(root: Path) -> None:
@@ -202,7 +221,7 @@ def test_move_missing_partition_is_an_error(root: Path) -> None:
     with pytest.raises(LakeError) as info:
         lake.move_partition("landing", "quarantine", "flights", DAY, root)
     assert str(info.value) == f"cannot move {root / 'landing/flights/ds=2013-01-05'}: it does not exist"
-    assert not (root / "quarantine").exists()
+    assert not (root / "quarantine/flights/ds=2013-01-05").exists()
 
 
 def test_delete_partition(root: Path) -> None:
@@ -210,3 +229,110 @@ def test_delete_partition(root: Path) -> None:
     assert lake.delete_partition("predictions", "flights", DAY, root) is True
     assert not lake.exists("predictions", "flights", DAY, root)
     assert lake.delete_partition("predictions", "flights", DAY, root) is False
+
+
+# --- no window, one writer, sweeping -------------------------------------------------------------
+
+
+def test_readers_never_see_a_missing_or_mixed_partition_while_it_is_replaced(root: Path) -> None:
+    """A reader looping while a writer republishes the day sees a complete old or new version every time."""
+    import threading
+
+    lake.write_frame(pd.DataFrame({"a": [0] * 50}), "features", "flights", DAY, root)
+    stop, seen, errors = threading.Event(), set(), []
+
+    def read() -> None:
+        while not stop.is_set():
+            try:
+                values = set(lake.read_frame("features", "flights", DAY, root)["a"])
+            except Exception as exc:
+                errors.append(repr(exc))
+                return
+            if len(values) != 1:
+                errors.append(f"mixed versions {values}")
+            seen.update(values)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for n in range(1, 120):
+            lake.write_frame(pd.DataFrame({"a": [n] * 50}), "features", "flights", DAY, root)
+    finally:
+        stop.set()
+        reader.join()
+    assert errors == []
+    assert len(seen) > 1  # the reader really read while the writer wrote
+
+
+def test_a_second_writer_of_a_day_fails_and_the_first_wins(root: Path) -> None:
+    import threading
+
+    entered, release = threading.Event(), threading.Event()
+    outcome: list[BaseException] = []
+
+    def other_writer() -> None:
+        try:
+            with lake.staged_partition("features", "flights", DAY, root) as staging:
+                (staging / "x.txt").write_text("first")
+                entered.set()
+                release.wait(10)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=other_writer)
+    thread.start()
+    assert entered.wait(10)
+    with pytest.raises(lake.PartitionBusy) as info:
+        with lake.staged_partition("features", "flights", DAY, root) as staging:
+            (staging / "x.txt").write_text("second")
+    release.set()
+    thread.join()
+    assert outcome == []
+    assert "features/flights/ds=2013-01-05 is being written by pid" in str(info.value)
+    assert "changed nothing" in str(info.value)
+    assert (root / "features/flights/ds=2013-01-05/x.txt").read_text() == "first"
+    assert len(_versions(root / "features/flights/ds=2013-01-05")) == 1
+
+
+def test_sweep_removes_what_a_killed_writer_left(root: Path) -> None:
+    partition = root / "landing/flights/ds=2013-01-05"
+    lake.write_frame(pd.DataFrame({"a": [1]}), "landing", "flights", DAY, root)
+    current = lake.version("landing", "flights", DAY, root)
+    vdir = lake.versions_dir(partition)
+    (vdir / "20130105T000000-dead0001.staging").mkdir()  # killed while writing
+    (vdir / "20130105T000000-dead0002").mkdir()  # killed after staging, before the swap
+    (partition.parent / ".link-ds=2013-01-05-dead0003").symlink_to("nowhere")  # killed at the swap
+    lake.write_frame(pd.DataFrame({"a": [1]}), "landing", "flights", "2013-01-06", root)
+    lake.delete_partition("landing", "flights", "2013-01-06", root)  # its version waits for the grace period
+    dead_scratch = root / "landing/flights/.scratch/deadbeef"
+    dead_scratch.mkdir(parents=True)
+    (dead_scratch.parent / "deadbeef.lock").write_text("pid 1")
+    with lake.scratch("landing", "flights", root) as live_scratch:
+        live_scratch.mkdir(parents=True)
+        removed = lake.sweep(root, grace_s=0)
+        assert live_scratch.is_dir()  # a running job's scratch stays
+    names = {p.name for p in removed}
+    assert {"20130105T000000-dead0001.staging", "20130105T000000-dead0002", ".link-ds=2013-01-05-dead0003", "deadbeef"} <= names
+    assert _versions(partition) == [current]
+    assert lake.read_frame("landing", "flights", DAY, root)["a"].tolist() == [1]
+    assert _versions(root / "landing/flights/ds=2013-01-06") == []
+    assert lake.sweep(root, grace_s=0) == []  # nothing left to sweep
+
+
+def test_move_leaves_the_data_in_both_places_until_the_source_goes(root: Path) -> None:
+    """Hard links: the destination is published before the source's pointer is removed."""
+    lake.write_frame(pd.DataFrame({"a": [7]}), "features", "flights_candidate", DAY, root)
+    src_file = next((root / "features/flights_candidate/ds=2013-01-05").resolve().glob("*.parquet"))
+    dst = lake.move_partition("features", "features", "flights_candidate", DAY, root, dst_dataset="flights")
+    moved = next(dst.resolve().glob("*.parquet"))
+    assert moved.stat().st_ino == src_file.stat().st_ino  # the same file, linked, not copied
+    assert not lake.exists("features", "flights_candidate", DAY, root)
+
+
+def test_version_of_a_partition(root: Path) -> None:
+    assert lake.version("features", "flights", DAY, root) is None
+    lake.write_frame(pd.DataFrame({"a": [1]}), "features", "flights", DAY, root)
+    first = lake.version("features", "flights", DAY, root)
+    lake.write_frame(pd.DataFrame({"a": [1]}), "features", "flights", DAY, root)
+    second = lake.version("features", "flights", DAY, root)
+    assert first is not None and second is not None and first < second  # named by time, then a random suffix

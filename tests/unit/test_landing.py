@@ -83,7 +83,7 @@ def test_land_rerun_is_idempotent(settings: config.Settings) -> None:
     second = landing.land(DAY, settings)
     assert first == second
     assert lake.list_partitions("landing", "flights", settings.lake) == [DAY]
-    assert sorted(p.name for p in (settings.lake / "landing/flights").iterdir()) == ["ds=2013-01-05"]
+    assert sorted(p.name for p in (settings.lake / "landing/flights").iterdir() if not p.name.startswith(".")) == ["ds=2013-01-05"]
 
 
 def test_land_rejects_a_bad_date(settings: config.Settings) -> None:
@@ -140,7 +140,8 @@ def test_land_folder_source_missing_file_names_the_expected_path(
     )
     # Nothing was published and no staging folder was left behind.
     assert lake.list_partitions("landing", "flights", settings.lake) == []
-    assert list((settings.lake / "landing/flights").iterdir()) == []
+    assert [p for p in (settings.lake / "landing/flights").iterdir() if p.name != ".versions"] == []
+    assert not list((settings.lake / "landing/flights/.versions").rglob("*.staging"))
 
 
 def test_source_files_for_a_day_not_exported(tmp_path: Path) -> None:
@@ -296,7 +297,7 @@ def test_publish_canonical_keeps_raw_files_and_adds_canonical(settings: config.S
         canonical = pd.read_parquet(path)
         assert canonical.dtypes.astype(str).to_dict() == schema.COLUMNS[table]
         assert len(canonical) == len(frames[table])
-    assert sorted(p.name for p in folder.parent.iterdir()) == ["ds=2013-01-05"]
+    assert sorted(p.name for p in folder.parent.iterdir() if not p.name.startswith(".")) == ["ds=2013-01-05"]
 
 
 def test_publish_canonical_of_a_day_not_landed(settings: config.Settings) -> None:
