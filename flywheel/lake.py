@@ -25,22 +25,20 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import fcntl
 import json
 import os
 import shutil
-import socket
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from flywheel import config
 from flywheel.faults import failpoint
+from flywheel.locks import flock
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -50,8 +48,6 @@ VERSIONS = ".versions"
 SCRATCH = ".scratch"
 GRACE_S = 600.0  # how long a superseded version stays for readers that resolved it before the swap
 
-_locks: dict[str, tuple[IO[str], int, int]] = {}  # lock path -> (open file, depth, owning thread)
-_locks_guard = threading.Lock()
 
 
 class LakeError(RuntimeError):
@@ -123,59 +119,9 @@ def list_partitions(zone: str, dataset: str, lake: Path | None = None) -> list[d
     return sorted(parse_ds(p.name[3:]) for p in base.iterdir() if p.name.startswith("ds=") and p.is_dir())
 
 
-@contextmanager
-def _flock(path: Path, what: str, reentrant: bool = True) -> Iterator[None]:
-    """Exclusive, non-blocking, re-entrant in the holding thread (unless not ``reentrant``);
-    :class:`PartitionBusy` if held elsewhere."""
-    key = str(path)
-    me = threading.get_ident()
-    with _locks_guard:
-        held = _locks.get(key)
-        if held is not None and not reentrant:
-            raise PartitionBusy(f"{what} is held by this process")
-        if held is not None and held[2] == me:
-            _locks[key] = (held[0], held[1] + 1, me)
-            reentered = True
-        else:
-            reentered = False
-    if reentered:
-        try:
-            yield
-        finally:
-            with _locks_guard:
-                handle, depth, owner = _locks[key]
-                _locks[key] = (handle, depth - 1, owner)
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = path.open("a+")
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "another process"
-        handle.close()
-        raise PartitionBusy(
-            f"{what} is being written by {holder}; this writer stopped and changed nothing. "
-            "The other writer's version will stand: rerun this one after it has finished if it should win."
-        ) from None
-    handle.truncate(0)
-    handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC")
-    handle.flush()
-    with _locks_guard:
-        _locks[key] = (handle, 1, me)
-    try:
-        yield
-    finally:
-        with _locks_guard:
-            _, depth, _ = _locks.pop(key)
-        handle.truncate(0)
-        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-        handle.close()
-
-
 def partition_lock(partition: Path) -> Any:
     """The one-writer lock of a partition (see the module docstring)."""
-    return _flock(versions_dir(partition) / ".lock", f"{partition.parent.parent.name}/{partition.parent.name}/{partition.name}")
+    return flock(versions_dir(partition) / ".lock", f"{partition.parent.parent.name}/{partition.parent.name}/{partition.name}", PartitionBusy)
 
 
 def _new_version() -> str:
@@ -340,7 +286,7 @@ def scratch(zone: str, dataset: str, lake: Path | None = None) -> Iterator[Path]
     folder = dataset_path(zone, dataset, lake) / SCRATCH / uuid.uuid4().hex
     lock = folder.with_name(folder.name + ".lock")
     try:
-        with _flock(lock, f"scratch {folder}"):
+        with flock(lock, f"scratch {folder}", PartitionBusy):
             try:
                 yield folder
             finally:
@@ -368,7 +314,7 @@ def sweep(lake: Path | None = None, grace_s: float = GRACE_S) -> list[Path]:
                     removed.append(leftover)
             for lock in sorted((base / SCRATCH).glob("*.lock")):
                 try:
-                    with _flock(lock, "scratch", reentrant=False):
+                    with flock(lock, "scratch", PartitionBusy, reentrant=False):
                         shutil.rmtree(lock.with_suffix(""), ignore_errors=True)
                         removed.append(lock.with_suffix(""))
                     lock.unlink(missing_ok=True)
