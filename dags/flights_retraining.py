@@ -10,8 +10,10 @@ read_drift_events -> guard -> should_retrain -> train_and_gate (assemble -> gate
 ```
 
 `guard` applies the cooldown (no retraining within `FLYWHEEL_RETRAIN_COOLDOWN_DAYS` of the last
-promotion) and dedupe (several events, e.g. from a monitoring backfill, give one retraining per
-cooldown window); when it says no, `should_retrain` skips the group and its log says why.
+promotion or rollback) and dedupe (several events, e.g. from a monitoring backfill, give one retraining
+per cooldown window); when it says no, `should_retrain` skips the group and its log says why.
+A task of the group that fails for good records the failure, with its error, in the promotion
+history: a failed retraining counts for the cooldown, so later drift events do not restart it.
 The training group is the same one `flights_training` uses; its decision, with the drift
 evidence (date, drift share, drifted features, quality, report path), goes into the promotion history.
 """

@@ -7,16 +7,33 @@
 Every task pushes small JSON-able dicts to XCom (the MLflow run id and model version among them);
 DataFrames never cross a task boundary: each task re-reads the immutable feature partitions and
 ``train_challenger`` checks that the rows it trained on hash to what the gate validated.
+``train_challenger`` is keyed on its Airflow identity: a retry reuses the version an earlier try
+registered (:mod:`flywheel.training.registration`).
+
+In ``flights_retraining`` (``source="retraining"``) a task of the group that fails for good records
+the failure in the promotion history (:func:`record_failed_retraining`, an ``on_failure_callback``:
+it runs in the failed task's process and has its exception), so the guard's cooldown covers a
+retraining that failed as it covers one that decided.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+import logging
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import get_current_context, task, task_group
 from airflow.sdk.exceptions import AirflowFailException
 
 from flywheel.orchestration import alerts
+
+if TYPE_CHECKING:
+    from airflow.sdk.definitions.context import Context
+
+log = logging.getLogger(__name__)
+# The flights_retraining task whose XCom holds the drift evidence and the as-of date.
+GUARD_TASK = "guard"
+MAX_ERROR_CHARS = 2000
 
 
 def run_context(source: str, **extra: Any) -> dict[str, Any]:
@@ -63,10 +80,14 @@ def validate_training_set(assembled: dict[str, Any]) -> dict[str, Any]:
 def train_challenger(validated: dict[str, Any], n_trials: int, source: str) -> dict[str, Any]:
     """Tune and train on the validated window; registers a new version with alias ``challenger``."""
     from flywheel.training import train
+    from flywheel.training.registration import Attempt
 
     ctx = run_context(source)
     tags = {f"airflow.{k}": v for k, v in ctx.items() if k != "source"} | {"flywheel.source": source}
-    result = train.train(validated["as_of"], window_days=validated["window_days"], n_trials=int(n_trials), tags=tags)
+    attempt = Attempt(ctx["dag_id"], ctx["run_id"], ctx["task_id"], int(ctx["try_number"]))
+    result = train.train(
+        validated["as_of"], window_days=validated["window_days"], n_trials=int(n_trials), tags=tags, attempt=attempt
+    )
     if result["training_set_sha256"] != validated["content_hash"]:
         raise AirflowFailException(
             f"the features of {validated['window'][0]}..{validated['window'][1]} changed between the gate and "
@@ -122,11 +143,68 @@ def promote_or_reject(evaluated: dict[str, Any], source: str, evidence: dict[str
 def train_and_gate(as_of: Any, window_days: Any, n_trials: Any, source: str, evidence: Any = None) -> None:
     """assemble -> gate -> train -> evaluate -> promote. Calling it returns the TaskGroup (wire it with >>);
     the decision is the XCom of ``train_and_gate.promote_or_reject``."""
-    assembled = assemble_training_set(as_of, window_days)
-    validated = validate_training_set(assembled)
-    trained = train_challenger(validated, n_trials, source)
-    evaluated = evaluate_challenger(trained)
-    promote_or_reject(evaluated, source, evidence)
+    assemble, validate, train, evaluate, promote = (
+        assemble_training_set, validate_training_set, train_challenger, evaluate_challenger, promote_or_reject
+    )  # fmt: skip
+    if source == "retraining":
+        # Each task's own failure callbacks (the gate's alert), plus the history record of a failed retraining.
+        assemble, train, evaluate, promote = (
+            t.override(on_failure_callback=[record_failed_retraining]) for t in (assemble, train, evaluate, promote)
+        )
+        validate = validate.override(on_failure_callback=[alerts.training_set_gate(), record_failed_retraining])
+    assembled = assemble(as_of, window_days)
+    validated = validate(assembled)
+    trained = train(validated, n_trials, source)
+    evaluated = evaluate(trained)
+    promote(evaluated, source, evidence)
+
+
+def record_failed_retraining(context: Context) -> None:
+    """``on_failure_callback`` of the retraining's training group: append a ``failed`` record (the task,
+    its try and error, the as-of date, the version if one was trained) to the promotion history."""
+    from flywheel import config
+    from flywheel.registry import history
+
+    ti = context["ti"]
+    group = ti.task_id.rpartition(".")[0]
+    prefix = f"{group}." if group else ""
+    guard = ti.xcom_pull(task_ids=GUARD_TASK) or {}
+    assembled = ti.xcom_pull(task_ids=f"{prefix}assemble_training_set") or {}
+    trained = ti.xcom_pull(task_ids=f"{prefix}train_challenger") or {}
+    error = context.get("exception")
+    text = f"{type(error).__name__}: {error}" if error is not None else "no exception (killed, or timed out)"
+    settings = config.load()
+    # The champion from the history, not MLflow: MLflow being down may be why the task failed.
+    known = history.read_history(settings)
+    champion = known[-1].get("champion_after") if known else None
+    version = trained.get("model_version")
+    record = {
+        "ts": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "as_of": assembled.get("as_of") or guard.get("as_of"),
+        "model": settings.model_name,
+        "version": int(version) if version is not None else None,
+        "decision": "failed",
+        "reason": f"failed: {ti.task_id} (try {ti.try_number}): {text}"[:MAX_ERROR_CHARS],
+        "champion_before": champion,
+        "champion_after": champion,
+        "compared_with": None,
+        "primary_metric": settings.primary_metric,
+        "challenger_primary": None,
+        "champion_primary": None,
+        "metrics": {},
+        "checks": [],
+        "source": "retraining",
+        "run": {
+            "dag_id": ti.dag_id,
+            "run_id": ti.run_id,
+            "task_id": ti.task_id,
+            "try_number": ti.try_number,
+            "mlflow_run_id": trained.get("run_id"),
+            "drift_evidence": guard.get("evidence"),
+        },
+    }
+    path = history.append_record(settings, record, lock=False)
+    log.info("recorded the failed retraining as of %s in %s: %s", record["as_of"], path, record["reason"])
 
 
 @task.branch

@@ -19,6 +19,7 @@ which the next holder of the registry lock completes (:func:`flywheel.registry.p
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import uuid
@@ -51,10 +52,10 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-def _append_line(settings: Settings, obj: dict[str, Any]) -> Path:
+def _append_line(settings: Settings, obj: dict[str, Any], lock: bool = True) -> Path:
     line = json.dumps(obj, sort_keys=True, default=str, allow_nan=True) + "\n"
     path = history_path(settings)
-    with registry_lock(settings):
+    with registry_lock(settings) if lock else contextlib.nullcontext():
         path.parent.mkdir(parents=True, exist_ok=True)
         # One write of one line on an O_APPEND descriptor, flushed to disk before the lock is released.
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -73,10 +74,12 @@ def _check(record: dict[str, Any]) -> None:
         raise ValueError(f"history record source {record.get('source')!r}: expected one of {SOURCES}")
 
 
-def append_record(settings: Settings, record: dict[str, Any]) -> Path:
-    """Append one complete record as one line (takes the registry lock; re-entrant if the caller holds it)."""
+def append_record(settings: Settings, record: dict[str, Any], lock: bool = True) -> Path:
+    """Append one complete record as one line (takes the registry lock, re-entrant if the caller holds it;
+    ``lock=False`` for a record that changes nothing in the registry, e.g. a failure whose cause may be
+    that the lock's database is down: one ``O_APPEND`` write of one line needs no lock to stay whole)."""
     _check(record)
-    return _append_line(settings, {k: v for k, v in record.items() if k != "state"})
+    return _append_line(settings, {k: v for k, v in record.items() if k != "state"}, lock)
 
 
 def begin(settings: Settings, record: dict[str, Any]) -> dict[str, Any]:

@@ -31,6 +31,13 @@ def _template_db() -> Path:
     return _TEMPLATE
 
 
+def empty_store(db: Path) -> str:
+    """An empty MLflow SQLite database at ``db`` (a copy of the session's migrated one); its URI."""
+    db.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_template_db(), db)
+    return f"sqlite:///{db}"
+
+
 def fresh_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **env: str) -> config.Settings:
     """Settings whose home, lake and MLflow store live under tmp_path; the experiment exists."""
     import mlflow
@@ -139,3 +146,29 @@ def tiny_pipeline(frame: Any, c: float = 1.0) -> Any:
     )
     pipe = Pipeline([("encode", encode), ("model", LogisticRegression(C=c, max_iter=500))])
     return pipe.fit(model_input(frame), frame[schema.LABEL].to_numpy())
+
+
+def features_lake(root: Path, first: str, days: int, rows: int = 150) -> Path:
+    """A lake with ``days`` synthetic features partitions from ``first`` on (cheap to train on)."""
+    import datetime as dt
+
+    from flywheel import features, lake
+
+    start = dt.date.fromisoformat(first)
+    for n in range(days):
+        day = (start + dt.timedelta(days=n)).isoformat()
+        frame = features_frame(day, rows=rows, seed=n)
+        lake.write_frame(frame, "features", features.DATASET, day, root, {features.MANIFEST: {"rows": len(frame)}})
+    return root
+
+
+def cheap_importance(model: Any, frame: Any, seed: int, top: int = 20) -> tuple[Any, dict]:
+    """A stand-in for flywheel.training.model.permutation_importance_figure (most of a small training's
+    time: ~100 predictions of a calibrated booster) in tests about registration, not importance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, _ = plt.subplots(figsize=(1, 1))
+    return figure, {}

@@ -541,6 +541,67 @@ def test_a_pending_promotion_whose_alias_was_moved_by_hand_is_abandoned(
     assert '"state": "abandoned"' in history.history_path(store).read_text()
 
 
+# --- a failed retraining is recorded -----------------------------------------------------------------
+
+
+class _TI:
+    """The part of a task instance the failure callback reads."""
+
+    def __init__(self, task_id: str, xcoms: dict[str, dict]) -> None:
+        self.dag_id, self.run_id, self.task_id, self.try_number = "flights_retraining", "asset_triggered__x", task_id, 3
+        self.xcoms = xcoms
+
+    def xcom_pull(self, task_ids: str) -> dict | None:
+        return self.xcoms.get(task_ids)
+
+
+def test_a_failed_retraining_is_recorded_and_starts_the_cooldown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from flywheel.drift.policy import retraining_guard
+    from flywheel.orchestration.training import record_failed_retraining
+
+    settings = dataclasses.replace(config.load(), lake=tmp_path / "lake", retrain_cooldown_days=7)
+    history.append_record(settings, {"as_of": "2013-01-20", "decision": "promoted", "source": "training",
+                                     "version": 1, "champion_before": None, "champion_after": 1})  # fmt: skip
+    guard = {"as_of": "2013-02-10", "evidence": {"ds": "2013-02-10", "drift_share": 0.6}}
+    ti = _TI("train_and_gate.train_challenger", {"guard": guard})
+    monkeypatch.setattr(config, "load", lambda: settings)
+    record_failed_retraining({"ti": ti, "exception": RuntimeError("MLflow at http://x:5000 did not answer")})
+    last = history.read_history(settings)[-1]
+    assert {k: last[k] for k in ("as_of", "decision", "source", "version", "champion_before", "champion_after")} == {
+        "as_of": "2013-02-10",
+        "decision": "failed",
+        "source": "retraining",
+        "version": None,
+        "champion_before": 1,
+        "champion_after": 1,
+    }
+    assert last["reason"] == (
+        "failed: train_and_gate.train_challenger (try 3): RuntimeError: MLflow at http://x:5000 did not answer"
+    )
+    assert last["run"]["drift_evidence"] == guard["evidence"]
+
+    g = retraining_guard([{"ds": "2013-02-12"}], history.read_history(settings), settings)
+    assert not g.should_retrain
+    assert g.reason.startswith("skipped: the retraining as of 2013-02-10 failed (failed: train_and_gate.train_challenger")
+
+
+def test_only_the_retraining_group_records_failures() -> None:
+    from airflow.sdk import DAG
+
+    from flywheel.orchestration import alerts
+    from flywheel.orchestration import training as t
+
+    for source in ("training", "retraining"):
+        with DAG(f"check_{source}", schedule=None) as dag:
+            t.train_and_gate("2013-01-16", 12, 1, source=source)
+        for task in dag.tasks:
+            callbacks = task.on_failure_callback or []
+            callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+            assert (t.record_failed_retraining in callbacks) == (source == "retraining"), (source, task.task_id)
+            gate = [c for c in callbacks if isinstance(c, alerts.GateFailureAlert)]
+            assert len(gate) == (task.task_id == "train_and_gate.validate_training_set"), (source, task.task_id)
+
+
 # --- rollback and the CLI -------------------------------------------------------------------------
 
 
