@@ -320,6 +320,10 @@ def sweep(lake: Path | None = None, grace_s: float = GRACE_S) -> list[Path]:
                     lock.unlink(missing_ok=True)
                 except PartitionBusy:
                     continue
+            try:
+                (base / SCRATCH).rmdir()
+            except OSError:  # missing, or a running job's scratch is in it
+                pass
     return removed
 
 

@@ -5,6 +5,7 @@ One local SparkSession serves the whole module (starting one costs ~10-20 s).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -496,3 +497,44 @@ def test_cli_builds_a_range(real_lake: config.Settings, capsys: pytest.CaptureFi
     assert [m["ds"] for m in json.loads(capsys.readouterr().out)] == ["2013-01-02", "2013-01-03"]
     with pytest.raises(SystemExit):
         build_features.main(["--ds", "2013-01-03", "--through", "2013-01-01"])
+
+
+# --- lineage: a rerun of an earlier day's landing is detected, never mixed in silently -----------
+
+
+def _reland(day: dt.date, settings: config.Settings) -> None:
+    """A rerun of the day's landing and its gate (same data, a new version of the partition)."""
+    landing.land(day, settings)
+    frames = {t: landing.read_raw(landing.landed_file(day, t, settings.lake)) for t in schema.TABLES}
+    landing.publish_canonical(day, frames, {"success": True}, settings.lake)
+
+
+def test_a_relanded_earlier_day_makes_the_later_days_stale(real_lake: config.Settings) -> None:
+    build_features.run_days(REAL_DAYS, output_dataset=features.DATASET)
+    assert features.stale_partitions([REAL_DAYS[0]], real_lake.lake) == {}
+    old = lake.version("landing", "flights", REAL_DAYS[0])
+    _reland(REAL_DAYS[0], real_lake)
+    new = lake.version("landing", "flights", REAL_DAYS[0])
+    stale = features.stale_partitions([REAL_DAYS[0]], real_lake.lake)
+    # Every published day whose manifest read the first day (itself, and the later days' history).
+    assert stale == {d.isoformat(): [f"ds={REAL_DAYS[0]}: {old} -> {new}"] for d in REAL_DAYS}
+    build_features.run_days(REAL_DAYS, output_dataset=features.DATASET)
+    assert features.stale_partitions([REAL_DAYS[0]], real_lake.lake) == {}
+
+
+def test_an_input_relanded_while_the_job_reads_it_publishes_nothing(
+    real_lake: config.Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = build_features.run("2013-01-03", output_dataset="flights_race")
+    original = lake.scratch
+
+    @contextlib.contextmanager
+    def scratch_while_relanding(*args: Any, **kwargs: Any) -> Iterator[Path]:
+        _reland(dt.date(2013, 1, 2), real_lake)  # a rerun of an earlier day, mid-job
+        with original(*args, **kwargs) as folder:
+            yield folder
+
+    monkeypatch.setattr(lake, "scratch", scratch_while_relanding)
+    with pytest.raises(build_features.FeaturesError, match=r"changed while this job read them \(ds=2013-01-02: "):
+        build_features.run("2013-01-03", output_dataset="flights_race")
+    assert lake.version_of(Path(before["path"])) == Path(before["path"]).resolve().name  # untouched
