@@ -93,10 +93,12 @@ def poke_upstream(task: str, days: list[str], zone: str, dataset: str, if_quaran
 
     ready, failed, waiting = [], {}, []
     for day in days:
+        # The landing gate quarantines a day's data; the features gate only the job's output.
+        quarantined = [q for q in (landing.DATASET, "features") if lake.exists("quarantine", q, day)]
         if lake.exists(zone, dataset, day):
             ready.append(day)
-        elif lake.exists("quarantine", landing.DATASET, day):
-            failed[day] = f"in quarantine ({lake.partition_path('quarantine', landing.DATASET, day)}): {if_quarantined}"
+        elif quarantined:
+            failed[day] = f"in quarantine ({lake.partition_path('quarantine', quarantined[0], day)}): {if_quarantined}"
         else:
             waiting.append(day)
     if waiting:

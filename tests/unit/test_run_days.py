@@ -60,3 +60,26 @@ def test_the_range_params_are_optional_dates() -> None:
     params = range_params()
     assert set(params) == {"from_ds", "to_ds"}
     assert all(p.value is None and p.schema["format"] == "date" for p in params.values())
+
+
+def test_a_sensor_fails_a_day_whose_landing_or_features_gate_quarantined_it(tmp_path, monkeypatch) -> None:
+    """The features gate quarantines only the candidate (the landing stays valid): scoring's sensor
+    must still see that day as failed, not wait for features that will not come."""
+    import pandas as pd
+
+    from flywheel import lake
+    from flywheel.orchestration.days import poke_upstream
+
+    monkeypatch.setenv("FLYWHEEL_HOME", str(tmp_path))
+    monkeypatch.delenv("FLYWHEEL_LAKE", raising=False)
+    frame = pd.DataFrame({"a": [1]})
+    lake.write_frame(frame, "features", "flights", "2013-01-01")
+    lake.write_frame(frame, "quarantine", "flights", "2013-01-02")  # landing gate failed
+    lake.write_frame(frame, "landing", "flights", "2013-01-03")
+    lake.write_frame(frame, "quarantine", "features", "2013-01-03")  # features gate failed
+    days = ["2013-01-01", "2013-01-02", "2013-01-03"]
+    result = poke_upstream("wait_for_features", days, "features", "flights", "fix it").xcom_value
+    assert result["days"] == ["2013-01-01"]
+    assert sorted(result["failed"]) == ["2013-01-02", "2013-01-03"]
+    assert "quarantine/features/ds=2013-01-03" in result["failed"]["2013-01-03"]
+    assert poke_upstream("wait_for_features", ["2013-01-04"], "features", "flights", "fix it").is_done is False
