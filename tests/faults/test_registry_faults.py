@@ -14,7 +14,8 @@ environment (:mod:`flywheel.faults`); no Airflow scheduler.
   finished) and confirms it, before deciding anything. The rerun then finds its decision recorded
   and returns it: the history and the aliases agree, and nothing was decided twice.
 - Two promotions at once, in two processes that share only the lake and MLflow (each has its own
-  FLYWHEEL_HOME, as on two hosts): the advisory lock orders them; each decision is made
+  FLYWHEEL_HOME, as on two hosts); the first is held inside the lock (paused at the failpoint)
+  while the second starts: the advisory lock makes the second wait, so each decision is made
   against the champion current when it held the lock (the second sees the first's champion and
   is rejected as stale), and both are in the history in that order.
 - The MLflow server stopped while a challenger trains (paused at the failpoint
@@ -59,33 +60,34 @@ CHILD = textwrap.dedent(
     """
     import json, os, sys, time
     from pathlib import Path
+    from flywheel import faults
     spec = json.loads(sys.argv[1])
     home = Path(os.environ["FLYWHEEL_HOME"])
+    pause, real = spec.get("pause"), faults.failpoint
+    def failpoint(name):  # the failpoint `pause` waits until the test writes <marker>.release
+        if name != pause:
+            return real(name)
+        marker = faults.marker(home, name, os.getpid())
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text("")
+        while not marker.with_suffix(".release").exists():
+            time.sleep(0.02)
+    faults.failpoint = failpoint
     if spec["op"] == "promote":
         from flywheel.registry import promotion
-        if spec.get("go"):  # both children start promoting at once
-            Path(spec["ready"]).write_text("")
-            while not Path(spec["go"]).exists():
-                time.sleep(0.005)
+        from flywheel.registry.client import connect
+        from flywheel import config
+        connect(config.load())  # MLflow imported and connected before the clock starts
+        if spec.get("started"):
+            Path(spec["started"]).write_text("")
         started = time.time()
         record = promotion.promote_or_reject(*spec["args"], context=spec["context"])
         print(json.dumps({"record": record, "started": started, "ended": time.time()}))
     else:
         import mlflow_store
-        from flywheel import faults
         from flywheel.training import model, train
         from flywheel.training.registration import Attempt, MlflowUnreachable
         model.permutation_importance_figure = mlflow_store.cheap_importance  # not what this test is about
-        pause, real = spec.get("pause"), faults.failpoint
-        def failpoint(name):  # a failpoint that waits for the test to release it
-            if name != pause:
-                return real(name)
-            marker = faults.marker(home, name, os.getpid())
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.write_text("")
-            while not marker.with_suffix(".release").exists():
-                time.sleep(0.05)
-        faults.failpoint = failpoint
         results = []
         for try_number in spec["tries"]:
             try:
@@ -209,7 +211,9 @@ def _assert_history_agrees_with_aliases(settings: config.Settings) -> list[dict[
 def test_a_promotion_killed_after_moving_the_alias_is_completed_by_its_rerun(store: dict[str, Any]) -> None:
     settings = store["settings"]
     v1, v2, *_ = store["versions"]
-    _finish(_child(store, _promote(v1, 0.70, None, None)))
+    from flywheel.registry import promotion
+
+    promotion.promote_or_reject(v1, _metrics(0.70), None, None, settings, {"as_of": "2013-03-01"})
     from flywheel.registry.client import connect
 
     connect(settings).set_registered_model_alias(settings.model_name, "challenger", str(v2))  # as training does
@@ -241,6 +245,8 @@ def test_a_promotion_killed_after_moving_the_alias_is_completed_by_its_rerun(sto
 
 
 def test_two_promotions_at_once_are_decided_one_after_the_other(store: dict[str, Any], tmp_path: Path) -> None:
+    """The first promotion is held inside the lock (paused after moving the alias) while the second starts:
+    the second waits for the lock, then decides against the first's champion."""
     settings = store["settings"]
     _, v2, v3, v4 = store["versions"]
     if _aliases(settings).get("champion") != v2:  # run alone, without the test above
@@ -248,30 +254,33 @@ def test_two_promotions_at_once_are_decided_one_after_the_other(store: dict[str,
 
         promotion.promote_or_reject(v2, _metrics(0.75), None, None, settings, {"as_of": "2013-03-01"})
     before = len(history.read_history(settings))
-    go = tmp_path / "go"
-    children = []
-    for version, auc in ((v3, 0.80), (v4, 0.81)):  # both evaluated against v2, both better
-        spec = {**_promote(version, auc, v2, 0.75), "go": str(go), "ready": str(tmp_path / f"ready-{version}")}
+    point = "registry.promote.alias_moved"
+
+    def worker(version: int, auc: float, **spec: Any) -> subprocess.Popen[str]:
         # Two workers that share only the lake and MLflow (as on two hosts): their own FLYWHEEL_HOME each.
-        worker = {"FLYWHEEL_HOME": str(tmp_path / f"worker-{version}"), "FLYWHEEL_LAKE": str(settings.lake)}
-        children.append(_child(store, spec, **worker))
-    for child, version in zip(children, (v3, v4), strict=True):
-        _wait_for(tmp_path / f"ready-{version}", child)
-    go.write_text("")
-    results = [_finish(child) for child in children]
-    # They ran at the same time: each call started before the other ended.
-    assert max(r["started"] for r in results) < min(r["ended"] for r in results)
+        home = tmp_path / f"worker-{version}"
+        env = {"FLYWHEEL_HOME": str(home), "FLYWHEEL_LAKE": str(settings.lake)}
+        return _child(store, {**_promote(version, auc, v2, 0.75), **spec}, **env)  # both evaluated against v2
+
+    first = worker(v3, 0.80, pause=point)
+    paused = faults.marker(tmp_path / f"worker-{v3}", point, first.pid)
+    _wait_for(paused, first)
+    second = worker(v4, 0.81, started=str(tmp_path / "second-started"))
+    _wait_for(tmp_path / "second-started", second)
+    time.sleep(2)  # the second promotion is waiting for the lock meanwhile
+    released = time.time()
+    paused.with_suffix(".release").write_text("")
+    results = [_finish(first), _finish(second)]
+    assert results[1]["started"] < results[0]["ended"]  # at once
+    assert results[1]["ended"] > released  # the second could not decide while the first held the lock
 
     records = _assert_history_agrees_with_aliases(settings)[before:]
-    assert len(records) == 2
-    first, second = records
-    assert (first["decision"], first["champion_before"], first["compared_with"]) == ("promoted", v2, v2)
-    winner = first["version"]
-    assert (second["decision"], second["champion_before"], second["champion_after"]) == ("rejected", winner, winner)
-    assert second["reason"] == f"rejected: champion changed during evaluation (v{v2} -> v{winner}); rerun the evaluation"
-    assert {first["version"], second["version"]} == {v3, v4}
-    assert _aliases(settings)["champion"] == winner
-    assert list(_aliases(settings).values()).count(winner) == 1
+    assert [(r["version"], r["decision"], r["champion_before"], r["champion_after"]) for r in records] == [
+        (v3, "promoted", v2, v3),
+        (v4, "rejected", v3, v3),
+    ]
+    assert records[1]["reason"] == f"rejected: champion changed during evaluation (v{v2} -> v{v3}); rerun the evaluation"
+    assert _aliases(settings) == {"champion": v3}
 
 
 @pytest.fixture

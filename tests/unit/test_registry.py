@@ -411,7 +411,8 @@ def _holder(env: dict[str, str]) -> subprocess.Popen[str]:
             sys.executable,
             "-c",
             "import time; from flywheel import config; from flywheel.registry import registry_lock\n"
-            "with registry_lock(config.load()) as lock:\n    print('held', lock, flush=True); time.sleep(60)",
+            "with registry_lock(config.load()) as lock:\n    print('held', flush=True); print(lock, flush=True); "
+            "time.sleep(60)",
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -425,7 +426,7 @@ def test_the_lock_excludes_other_processes(store: config.Settings) -> None:
     assert lock_path(store) == store.home / "mlflow" / "mlflow.db.registry.lock"
     holder = _holder({})
     try:
-        assert holder.stdout is not None and holder.stdout.readline().startswith("held the file lock")
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         started = time.monotonic()
         with pytest.raises(RegistryLockTimeout, match="another promotion or rollback holds it") as info:
             with registry_lock(store, timeout_s=0.3):
@@ -448,10 +449,11 @@ def test_the_advisory_lock_excludes_workers_that_share_only_mlflow(tmp_path: Pat
     assert uses_advisory_lock(mine)
     holder = _holder({"FLYWHEEL_HOME": str(tmp_path / "theirs"), "MLFLOW_TRACKING_URI": url})
     try:
-        assert holder.stdout is not None and holder.stdout.readline().startswith("held the PostgreSQL advisory lock")
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         with pytest.raises(RegistryLockTimeout) as info:
             with registry_lock(mine, timeout_s=0.3):
                 pass
+        assert holder.stdout.readline().startswith("the PostgreSQL advisory lock")
         assert f"the PostgreSQL advisory lock {ADVISORY_KEY} in MLflow's database" in str(info.value)
         assert "/postgres" in str(info.value)
         os.kill(holder.pid, signal.SIGKILL)
