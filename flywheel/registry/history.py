@@ -12,7 +12,7 @@ try_number, links... whatever the caller's context held).
 A change of the registry is written ahead (:func:`begin`): the full record with ``state: pending``
 goes to the file *before* the alias moves, and a line ``{"id": ..., "state": "done"}`` after the
 aliases and tags are set (:func:`finish`). A process killed in between leaves a pending record,
-which the next holder of the registry lock completes (:func:`flywheel.registry.promotion.repair`).
+which the next holder of the registry lock completes (:func:`flywheel.registry.journal.repair`).
 :func:`read_history` returns the completed records only, in decision order; lines without a
 ``state`` (older files, failed retrainings) are complete records.
 """

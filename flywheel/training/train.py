@@ -113,12 +113,13 @@ def train(
     except (MlflowException, OSError) as exc:
         if not registration.unreachable(exc):
             raise
+        uri = settings.mlflow_tracking_uri
         raise MlflowUnreachable(
-            f"MLflow at {registration.safe_uri(settings.mlflow_tracking_uri)} could not be reached while "
-            f"{step[0]} (training as of {as_of}), after MLflow's own retries (MLFLOW_HTTP_REQUEST_MAX_RETRIES): "
-            f"{registration.redact(str(exc), settings.mlflow_tracking_uri)}. No version was registered without its run's artifacts and no alias moved after the failure; "
-            "rerun the task once MLflow answers again (a rerun reuses a version this try registered, if any, "
-            "and marks its unfinished run abandoned)"
+            f"MLflow at {registration.safe_uri(uri)} could not be reached while {step[0]} (training as of "
+            f"{as_of}), after MLflow's own retries (MLFLOW_HTTP_REQUEST_MAX_RETRIES): {registration.redact(str(exc), uri)}. "
+            "Nothing is half-registered (a version is registered only after its run's artifacts, with all its "
+            "tags); rerun the task once MLflow answers again: the rerun reuses a version this try registered, "
+            "or marks this try's unfinished run abandoned and trains again"
         ) from exc
 
 
