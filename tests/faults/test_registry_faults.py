@@ -346,7 +346,7 @@ def test_mlflow_server_stopped_during_training(store: dict[str, Any], mlflow_ser
     mlflow_server["start"]()
     client = MlflowClient(tracking_uri=url, registry_uri=url)
     assert client.search_model_versions(f"name = '{TRAIN_MODEL}'") == []  # nothing half-registered
-    assert _aliases_of(client) == {}
+    assert _aliases(settings, TRAIN_MODEL) == {}
     experiment = client.get_experiment_by_name("faults_training")
     [run] = client.search_runs([experiment.experiment_id], filter_string="tags.`flywheel.kind` = 'training'")
     assert run.info.status == "RUNNING"  # the server was gone when the run should have ended
@@ -358,7 +358,7 @@ def test_mlflow_server_stopped_during_training(store: dict[str, Any], mlflow_ser
     [version] = client.search_model_versions(f"name = '{TRAIN_MODEL}'")
     assert str(version.version) == second["model_version"] and version.run_id == second["run_id"]
     assert version.tags["flywheel.airflow_try_number"] == "2" and version.tags["flywheel.airflow_run_id"] == TRAIN_ATTEMPT[1]
-    assert _aliases_of(client) == {"challenger": int(version.version)}
+    assert _aliases(settings, TRAIN_MODEL) == {"challenger": int(version.version)}
     runs = client.search_runs([experiment.experiment_id], filter_string="tags.`flywheel.kind` = 'training'")
     status = {r.data.tags["flywheel.airflow_try_number"]: r.info.status for r in runs}
     assert status == {"1": "FAILED", "2": "FINISHED"}
@@ -367,13 +367,3 @@ def test_mlflow_server_stopped_during_training(store: dict[str, Any], mlflow_ser
     served = {a.path for a in client.list_artifacts(second["run_id"])}
     assert {"feature_importance.png", "training_summary.json"} <= served
 
-
-def _aliases_of(client: Any) -> dict[str, int]:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return {k: int(v) for k, v in client.get_registered_model(TRAIN_MODEL).aliases.items()}
-    except MlflowException as exc:
-        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-            return {}
-        raise
