@@ -351,7 +351,8 @@ def step_forward(demo: Demo) -> None:
         for record in decided:
             if record["as_of"] not in demo.results.setdefault("reported", set()):
                 demo.results["reported"].add(record["as_of"])
-                demo.say(f"retraining as of {record['as_of']}: v{record['version']} {record['decision']} ({record['reason']})")
+                model = f"v{record['version']}" if record.get("version") is not None else "no version"
+                demo.say(f"retraining as of {record['as_of']}: {model} {record['decision']} ({record.get('reason') or record.get('error')})")
         promoted = [r for r in decided if r["decision"] == "promoted"]
         if promoted:
             # The loop closed: follow the new champion for FOLLOW_DAYS days after its as-of date.

@@ -13,7 +13,7 @@ from flywheel.ui import files
 
 # Holdout metrics shown per version (all of them are in the history record and in MLflow).
 SHOWN_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "f1")
-DECISION_LABELS = {"promoted": "promoted", "rejected": "rejected", "rollback": "rolled back"}
+DECISION_LABELS = {"promoted": "promoted", "rejected": "rejected", "rollback": "rolled back", "failed": "retraining failed"}
 
 
 def mlflow_ui_base(settings: config.Settings) -> str:
