@@ -26,6 +26,7 @@ import argparse
 import datetime as dt
 import hashlib
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -175,19 +176,33 @@ def to_canonical(df: pd.DataFrame, table: str) -> pd.DataFrame:
 
 
 def publish_canonical(
-    ds: str | dt.date, frames: dict[str, pd.DataFrame], validation: dict[str, Any], lake_root: Path | None = None
+    ds: str | dt.date,
+    frames: dict[str, pd.DataFrame],
+    validation: dict[str, Any],
+    lake_root: Path | None = None,
+    converted: dict[str, Path] | None = None,
 ) -> Path:
-    """Republish the landed day with its canonical Parquet tables and the gate's result beside the raw files."""
+    """Republish the landed day with its canonical Parquet tables and the gate's result beside the raw files.
+
+    ``converted``: tables whose canonical Parquet is written already (a range's reference tables, the
+    same every day, converted once): hard-linked into the day (the lake's files are never rewritten
+    in place), not converted again.
+    """
     source = lake.partition_path(ZONE, DATASET, ds, lake_root)
     if not source.is_dir():
         raise LandingError(f"day {lake.parse_ds(ds)} is not landed: {source} does not exist (run the land task first)")
+    converted = converted or {}
     with lake.staged_partition(ZONE, DATASET, ds, lake_root) as staging:
         for item in source.iterdir():
             if item.is_file():
                 shutil.copy2(item, staging / item.name)
         (staging / CANONICAL).mkdir()
         for table, frame in frames.items():
-            to_canonical(frame, table).to_parquet(staging / CANONICAL / f"{table}.parquet", index=False)
+            target = staging / CANONICAL / f"{table}.parquet"
+            if table in converted:
+                os.link(converted[table], target)
+            else:
+                to_canonical(frame, table).to_parquet(target, index=False)
         (staging / VALIDATION).write_text(json.dumps(validation, indent=2, sort_keys=True, default=str))
     return source
 

@@ -39,34 +39,33 @@ def land(logical_date: Any = None, params: dict[str, Any] | None = None) -> dict
     return outcome("land", done, failed)
 
 
-def _gate_each(task: str, upstream: dict[str, Any], gate: Any, errors: tuple[type[Exception], ...], skip: Any = None) -> dict[str, Any]:
-    """Run ``gate`` on each day of ``upstream`` (one Data Docs build for all of them); a day whose gate
-    raises one of ``errors`` is a failure carried on, a day ``skip`` says is done already passes."""
+def _gate_each(task: str, upstream: dict[str, Any], gate_days: Any, skip: Any = None) -> dict[str, Any]:
+    """Gate the days of ``upstream`` with ``gate_days`` (one day: the one-day gate; a range: one GX
+    validation per table over all its days, see flywheel.validation.batch; one Data Docs build either
+    way). A day its gate failed is a failure carried on; a day ``skip`` says is done already passes."""
     from flywheel.validation import batched_data_docs
 
-    done, failed = [], {}
+    done = [day for day in upstream["days"] if skip is not None and skip(day)]
+    todo = [day for day in upstream["days"] if day not in done]
     with batched_data_docs():
-        for day in upstream["days"]:
-            if skip is not None and skip(day):
-                done.append(day)
-                continue
-            try:
-                gate(day)
-            except errors as exc:
-                failed[day] = str(exc)
-            else:
-                done.append(day)
+        result = gate_days(todo)
+    if len(todo) > 1:
+        print(
+            f"{task}: {len(todo)} day(s): {len(result.batched)} cleared by batch validations, "
+            f"{len(result.alone)} gated one by one, {len(result.failed)} failed"
+        )
+    done += list(result.passed)
+    failed = {day: str(exc) for day, exc in result.failed.items()}
     return outcome(task, done, failed, upstream["failed"])
 
 
 @task(on_failure_callback=alerts.landing_gate())
 def validate_landing(landed: dict[str, Any]) -> dict[str, Any]:
     """GX gate on each landed day; a failed day is in quarantine/ and goes no further."""
-    from flywheel import landing
-    from flywheel.validation import GateFailed, validate_landing
+    from flywheel.validation import validate_landing_days
 
-    # LandingError: the landed day is gone, e.g. quarantined by an earlier try of this task.
-    return _gate_each("validate_landing", landed, validate_landing, (GateFailed, landing.LandingError))
+    # A day not landed (e.g. quarantined by an earlier try of this task) fails with LandingError.
+    return _gate_each("validate_landing", landed, validate_landing_days)
 
 
 @task.sensor(poke_interval=5, timeout=6 * 3600, mode="reschedule")
@@ -109,7 +108,7 @@ def build_features_local(checked: dict[str, Any]) -> dict[str, Any]:
 def validate_features(checked: dict[str, Any]) -> dict[str, Any]:
     """GX gate on the candidate features of each day; publishes them to features/ or quarantines the day."""
     from flywheel import features, lake
-    from flywheel.validation import GateFailed, validate_features
+    from flywheel.validation import validate_features_days
 
     def published_by_an_earlier_try(day: str) -> bool:  # build_features ran just before this task
         if lake.exists("features", features.CANDIDATE_DATASET, day):
@@ -120,9 +119,7 @@ def validate_features(checked: dict[str, Any]) -> dict[str, Any]:
         # quarantined candidate is an earlier build's, not this run's.
         return published is not None and (quarantined is None or published > quarantined)
 
-    return _gate_each(
-        "validate_features", checked, validate_features, (GateFailed, lake.LakeError), published_by_an_earlier_try
-    )
+    return _gate_each("validate_features", checked, validate_features_days, published_by_an_earlier_try)
 
 
 @task(outlets=[FEATURES])
