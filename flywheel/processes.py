@@ -1,5 +1,7 @@
 """The stack's background processes: start one with a pid file and a log under ``FLYWHEEL_HOME``,
-tell whether it still runs, wait until it answers, stop it (its whole process group).
+tell whether it still runs, wait until it answers, stop it (its whole process group), clean up
+after one that died (the processes it left behind), and tell from its log whether it exited
+because it lost its database.
 
 Shared by :mod:`flywheel.stack` (the laptop profile) and :mod:`flywheel.cluster` (the cluster
 profile's Spark master and worker and Celery workers). No Airflow, no Spark imports here.
@@ -7,16 +9,25 @@ profile's Spark master and worker and Celery workers). No Airflow, no Spark impo
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from flywheel import config
+
+WATCHDOG = "watchdog"
+# The watchdog's crash-loop guard: past this many restarts of one component within the window, it
+# leaves the component stopped.
+MAX_RESTARTS, RESTART_WINDOW_S = 5, 600.0
 
 
 class StackError(RuntimeError):
@@ -56,18 +67,57 @@ def alive(pid: int) -> bool:
 
 
 def pid_of(settings: config.Settings, name: str) -> int | None:
-    """The pid of the running component ``name``, or None (a stale pid file is removed)."""
+    """The pid of the running component ``name``, or None. A stale pid file (the component died) is
+    removed, and what the dead component left running is killed (:func:`kill_leftovers`)."""
     pidfile = run_dir(settings) / f"{name}.pid"
-    if not pidfile.is_file():
+    try:
+        raw, started = pidfile.read_text().strip(), pidfile.stat().st_mtime
+    except FileNotFoundError:
         return None
     try:
-        pid = int(pidfile.read_text().strip())
+        pid = int(raw)
     except ValueError:
         pid = -1
     if pid <= 0 or not alive(pid):
+        if pid > 0:
+            kill_leftovers(pid, started)
         pidfile.unlink(missing_ok=True)
         return None
     return pid
+
+
+def kill_leftovers(leader: int, started: float) -> list[int]:
+    """SIGKILL what a dead component left running: the members of its process group (``spawn`` made
+    it a group leader) and everything they started. A SIGKILLed scheduler leaves its LocalExecutor
+    workers behind, each blocked forever on a queue nobody writes to any more, and a worker still
+    running a task would run it on while the next scheduler resets and reruns that task: the same
+    day built twice at once. Only processes started since the pid file was written (``started``,
+    its mtime) in this boot are touched: a pgid cannot be reused while a member of the group lives,
+    and the start time rules out an unrelated group from before a reboot. Returns the pids killed."""
+    import psutil
+
+    if started < psutil.boot_time():
+        return []
+    members = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getpgid(proc.pid) == leader and proc.create_time() >= started - 1 and proc.pid != leader:
+                members.append(proc)
+        except (ProcessLookupError, psutil.Error):
+            continue
+    doomed = {p.pid: p for p in members}
+    for proc in members:
+        try:
+            doomed.update((c.pid, c) for c in proc.children(recursive=True))
+        except psutil.Error:
+            continue
+    for proc in doomed.values():
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(list(doomed.values()), timeout=10)
+    return sorted(doomed)
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
@@ -89,10 +139,44 @@ def spawn(settings: config.Settings, name: str, argv: list[str], env: dict[str, 
             "stop it (`make down` in the checkout that started it, with its FLYWHEEL_HOME) "
             "or choose other ports (the FLYWHEEL_*_PORT settings in the README)"
         )
-    with log_of(settings, name).open("ab") as log:
+    log_path = log_of(settings, name)
+    # Where this start's output begins in the (appended) log: lost_database reads only what it wrote.
+    _offset_file(settings, name).write_text(str(log_path.stat().st_size if log_path.exists() else 0))
+    with log_path.open("ab") as log:
         proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     (run_dir(settings) / f"{name}.pid").write_text(str(proc.pid))
     return proc.pid
+
+
+def _offset_file(settings: config.Settings, name: str) -> Path:
+    return run_dir(settings) / f"{name}.log-offset"
+
+
+# The last exception of a process that died because its database went away (Airflow's scheduler,
+# dag-processor and triggerer exit on it by design and expect a process manager to start them again).
+_LOST_DATABASE = re.compile(
+    r"^(?:sqlalchemy\.exc\.(?:OperationalError|InterfaceError)|psycopg2\.(?:OperationalError|InterfaceError)"
+    r"|asyncpg\.exceptions\.\w*(?:Connection|CannotConnectNow)\w*)\b.*$",
+    re.MULTILINE,
+)
+
+
+def lost_database(settings: config.Settings, name: str, tail_lines: int = 30) -> str | None:
+    """The error line if the last start of component ``name`` ended on a lost database connection:
+    an unindented ``OperationalError`` (the traceback of an uncaught exception, not a task's log
+    line, which the scheduler's log prefixes) among the last lines it wrote. None otherwise."""
+    log = log_of(settings, name)
+    try:
+        offset = int(_offset_file(settings, name).read_text().strip())
+        size = log.stat().st_size
+    except (FileNotFoundError, ValueError):
+        return None
+    with log.open("rb") as fh:
+        fh.seek(max(offset, size - 64 * 1024))
+        text = fh.read().decode(errors="replace")
+    tail = "\n".join(text.splitlines()[-tail_lines:])
+    match = _LOST_DATABASE.search(tail)
+    return match.group(0)[:300] if match else None
 
 
 def wait_http(url: str, timeout: float, name: str, log: Path) -> None:
@@ -157,3 +241,86 @@ def stop(settings: config.Settings, name: str, sig: int = signal.SIGTERM, grace:
             pass
     (run_dir(settings) / f"{name}.pid").unlink(missing_ok=True)
     return True
+
+
+def _watchdog_file(settings: config.Settings) -> Path:
+    return run_dir(settings) / f"{WATCHDOG}.json"
+
+
+def watchdog_record(settings: config.Settings, reset: bool = False) -> dict[str, Any]:
+    """What the watchdog did since the stack started: ``{"restarts": {component: count}, "gave_up":
+    [component, ...]}`` (``reset``: forget it, when the stack stops)."""
+    if reset:
+        _watchdog_file(settings).unlink(missing_ok=True)
+    try:
+        return json.loads(_watchdog_file(settings).read_text())
+    except (FileNotFoundError, ValueError):
+        return {"restarts": {}, "gave_up": []}
+
+
+def supervise(
+    settings: config.Settings,
+    names: list[str],
+    restart: Callable[[], Any],
+    database_error: Callable[[], str | None],
+    interval: float = 2.0,
+) -> None:
+    """The watchdog's loop (runs until stopped): when components of ``names`` have exited because they
+    lost their database (:func:`lost_database`), wait until ``database_error()`` says it answers, then
+    call ``restart()`` (which starts whatever is not running). Each restart is counted in
+    ``run/watchdog.json`` and said on stdout (the watchdog's log). A component that exits for any other
+    reason, or loses its database MAX_RESTARTS times within RESTART_WINDOW_S, stays stopped."""
+
+    def say(message: str) -> None:
+        print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {message}", flush=True)
+
+    def record() -> None:
+        tmp = _watchdog_file(settings).with_suffix(".tmp")
+        tmp.write_text(json.dumps(state))
+        tmp.replace(_watchdog_file(settings))
+
+    state = watchdog_record(settings)
+    recent: dict[str, list[float]] = {}
+
+    def lost_only() -> dict[str, str] | None:
+        """The dead components and why, if every one of them lost its database and may be restarted
+        (``restart`` starts whatever is not running: a component that died otherwise stops it)."""
+        dead = [name for name in names if pid_of(settings, name) is None]
+        lost = {name: why for name in dead if name not in state["gave_up"] and (why := lost_database(settings, name))}
+        return lost if lost and len(lost) == len(dead) else None
+
+    say(f"watching {', '.join(names)}")
+    while True:
+        time.sleep(interval)
+        lost = lost_only()
+        if not lost:
+            continue
+        now = time.monotonic()
+        for name in lost:
+            recent[name] = [t for t in recent.get(name, []) if now - t < RESTART_WINDOW_S]
+        tired = [name for name in lost if len(recent[name]) >= MAX_RESTARTS]
+        if tired:
+            say(f"{', '.join(tired)} lost the database {MAX_RESTARTS} times in {RESTART_WINDOW_S:.0f} s: leaving it stopped")
+            state["gave_up"] += tired
+            record()
+            continue
+        say(f"{', '.join(lost)} exited on a lost database ({next(iter(lost.values()))}); restarting once it answers")
+        waited = time.monotonic()
+        while (error := database_error()) is not None:
+            if time.monotonic() - waited > 60:
+                say(f"still waiting for the database: {error}")
+                waited = time.monotonic()
+            time.sleep(interval)
+        lost = lost_only()  # again: others may have exited meanwhile (a scheduler waits for its running tasks)
+        if not lost:
+            continue
+        try:
+            restart()
+        except StackError as exc:
+            say(f"restarting {', '.join(lost)} failed: {exc}")
+            continue
+        for name in lost:
+            recent.setdefault(name, []).append(time.monotonic())
+            state["restarts"][name] = state["restarts"].get(name, 0) + 1
+        record()
+        say(f"restarted {', '.join(lost)}")

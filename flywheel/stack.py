@@ -5,6 +5,11 @@ scheduler, dag-processor), every listener on loopback and the Airflow UI/API beh
 ``make up``, ``make down`` and ``make demo`` use. Everything they write (database, logs, pid files,
 the generated login) lives under ``FLYWHEEL_HOME``. This module imports no Airflow: it drives the
 ``airflow`` CLI, exactly as a user would; :mod:`flywheel.airflow_api` talks to the REST API.
+
+A watchdog (``python -m flywheel.stack watch``, started by ``up``) starts again a component that
+exited because it lost its database, once the database answers: Airflow's scheduler, dag-processor
+and triggerer exit on a lost connection by design, expecting a process manager (Kubernetes, systemd)
+to restart them. Any other exit stays a failure that :func:`check_running` names.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from flywheel import cluster, config, database, processes
 from flywheel.processes import StackError
@@ -26,6 +32,9 @@ from flywheel.processes import StackError
 # The triggerer runs deferred tasks; without one the UI's health panel shows it red.
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 ADMIN_USER = "admin"
+WATCHDOG = processes.WATCHDOG
+# How long check_running waits for the watchdog to bring back a component that lost its database.
+RESTART_WAIT_S = 180.0
 # Each profile's components in start order; `down` stops them in reverse (the database last).
 LAPTOP = ("postgres", "mlflow", "spark-connect", *(f"airflow-{c}" for c in AIRFLOW_COMPONENTS))
 
@@ -110,6 +119,13 @@ def airflow_env(settings: config.Settings | None = None, spark_connect: bool = T
             "AIRFLOW__API_AUTH__JWT_SECRET": _secret_file(home / "jwt_secret", lambda: secrets.token_urlsafe(32)),
             "AIRFLOW__API__SECRET_KEY": _secret_file(home / "api_secret_key", lambda: secrets.token_urlsafe(32)),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+            # A scheduler that died (killed, or lost its database) leaves its tasks queued or running
+            # under its job: the next scheduler resets them once that job is 30 s without a heartbeat
+            # (scheduler_health_check_threshold), but it looks only every orphaned_tasks_check_interval
+            # (default 5 min) after its start: 30 s keeps a restart from stalling the runs for minutes.
+            "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": env.get(
+                "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL", "30"
+            ),
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
             "GX_ANALYTICS_ENABLED": "False",
             "PYTHONPATH": os.pathsep.join(
@@ -259,9 +275,18 @@ def up(settings: config.Settings | None = None, spark_connect: bool = True, mlfl
     """Start whatever is not running yet and wait until the Airflow API (and the MLflow UI and Spark
     Connect) answer; returns the seconds it took. The slow starts (a JVM, two migrations, three
     Python servers) overlap: everything is spawned first, then waited for. The cluster profile adds
-    a Spark master and worker (Spark Connect submits to them) and Celery workers."""
-    started = time.monotonic()
+    a Spark master and worker (Spark Connect submits to them) and Celery workers. One ``up`` at a
+    time per FLYWHEEL_HOME (a file lock): the watchdog's and a user's never start a component twice."""
+    import fcntl
+
     settings = settings or config.load()
+    with (processes.run_dir(settings) / "up.lock").open("a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        return _up(settings, spark_connect, mlflow_ui)
+
+
+def _up(settings: config.Settings, spark_connect: bool, mlflow_ui: bool) -> float:
+    started = time.monotonic()
     if settings.cluster:
         cluster.check_broker(settings)
     start_database(settings)
@@ -301,6 +326,7 @@ def up(settings: config.Settings | None = None, spark_connect: bool = True, mlfl
         start_spark_connect(settings)
     if settings.cluster:
         cluster.wait_workers(settings)
+    start_watchdog(settings, spark_connect, mlflow_ui)
     check_running(settings, expected_components(settings, spark_connect, mlflow_ui))
     return time.monotonic() - started
 
@@ -308,11 +334,51 @@ def up(settings: config.Settings | None = None, spark_connect: bool = True, mlfl
 def restart_airflow(settings: config.Settings, spark_connect: bool = True, mlflow_ui: bool = True) -> float:
     """Stop the Airflow components (and Celery workers) and start them again with ``settings``: how
     a changed schedule (the replay clock) reaches the scheduler, the dag-processor and the tasks.
-    The database, MLflow and Spark keep running."""
+    The database, MLflow and Spark keep running; the watchdog is started again with the new settings."""
+    processes.stop(settings, WATCHDOG)
     for name in reversed(components(settings)):
         if name.startswith("airflow-"):
             processes.stop(settings, name)
     return up(settings, spark_connect=spark_connect, mlflow_ui=mlflow_ui)
+
+
+def start_watchdog(settings: config.Settings, spark_connect: bool = True, mlflow_ui: bool = True) -> int:
+    """Start the stack's watchdog (:func:`watch`) unless it runs; it inherits this process's environment,
+    the settings the stack was started with."""
+    argv = [sys.executable, "-m", "flywheel.stack", "watch"]
+    argv += [] if spark_connect else ["--no-spark-connect"]
+    argv += [] if mlflow_ui else ["--no-mlflow-ui"]
+    env = dict(os.environ, FLYWHEEL_HOME=str(settings.home))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(config.REPO_ROOT), env.get("PYTHONPATH")]))
+    return processes.spawn(settings, WATCHDOG, argv, env)
+
+
+def restarts(settings: config.Settings) -> dict[str, Any]:
+    """What the watchdog did: ``{"restarts": {component: count}, "gave_up": [component, ...]}``."""
+    return processes.watchdog_record(settings)
+
+
+def _database_error(settings: config.Settings) -> str | None:
+    """None if Airflow's metadata database answers, else why not."""
+    from sqlalchemy.engine import make_url
+
+    url = settings.airflow_sql_alchemy_conn
+    try:
+        database.connect(settings, make_url(url).database, url).close()
+    except database.DatabaseError as exc:
+        return str(exc)
+    return None
+
+
+def watch(settings: config.Settings, spark_connect: bool = True, mlflow_ui: bool = True) -> None:
+    """The watchdog (runs until stopped): :func:`flywheel.processes.supervise` over the components
+    ``up`` started with these switches (the database aside), restarting with ``up`` once Airflow's
+    database answers."""
+    names = [n for n in expected_components(settings, spark_connect, mlflow_ui) if n != "postgres"]
+    processes.supervise(
+        settings, names, lambda: up(settings, spark_connect=spark_connect, mlflow_ui=mlflow_ui),
+        lambda: _database_error(settings),
+    )  # fmt: skip
 
 
 def expected_components(settings: config.Settings, spark_connect: bool = True, mlflow_ui: bool = True) -> list[str]:
@@ -332,15 +398,30 @@ def expected_components(settings: config.Settings, spark_connect: bool = True, m
 def check_running(settings: config.Settings, expected: list[str]) -> None:
     """Raise StackError naming every expected component that has exited, with where its log is.
 
-    Nothing is restarted: a component that dies is a failure to look at, not to hide.
+    A component that dies is a failure to look at, not to hide. One exception: a component that
+    exited because it lost its database is what the watchdog restarts (once the database answers);
+    while the watchdog runs and has not given up on it, this waits up to RESTART_WAIT_S for it.
     """
-    state = status(settings)
-    dead = [name for name in expected if not state.get(name)]
+    deadline = time.monotonic() + RESTART_WAIT_S
+    while True:
+        state = status(settings)
+        dead = [name for name in expected if not state.get(name)]
+        lost = {name: why for name in dead if (why := processes.lost_database(settings, name))}
+        restarting = bool(lost) and set(lost) == set(dead) and processes.pid_of(settings, WATCHDOG) is not None
+        if not restarting or time.monotonic() > deadline or set(lost) & set(restarts(settings)["gave_up"]):
+            break
+        time.sleep(2)
     if dead:
         logs = ", ".join(
             str(settings.postgres_log if name == "postgres" else processes.log_of(settings, name)) for name in dead
         )
-        raise StackError(f"{', '.join(dead)} exited while the stack was in use; see {logs}")
+        why = ""
+        if lost:
+            error = _database_error(settings)
+            why = f" ({', '.join(lost)}: lost the database: {next(iter(lost.values()))}" + (
+                f"; it is still unreachable: {error})" if error else "; the watchdog did not restart it)"
+            )
+        raise StackError(f"{', '.join(dead)} exited while the stack was in use{why}; see {logs}")
 
 
 def running(settings: config.Settings) -> list[str]:
@@ -351,7 +432,8 @@ def down(settings: config.Settings | None = None) -> list[str]:
     """Stop every component this stack started (SIGTERM to its process group, then SIGKILL), the
     database last; whatever the profile, every component with a pid file under FLYWHEEL_HOME."""
     settings = settings or config.load()
-    stopped = []
+    stopped = [WATCHDOG] if processes.stop(settings, WATCHDOG) else []  # first: it would restart the others
+    processes.watchdog_record(settings, reset=True)  # the next `up` counts its restarts from zero
     for name in reversed(_known(settings)):
         if name == "postgres":
             try:
@@ -400,11 +482,15 @@ def login_banner(settings: config.Settings) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m flywheel.stack", description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=("up", "down", "status", "env", "login"))
+    parser.add_argument("command", choices=("up", "down", "status", "env", "login", "watch"))
+    parser.add_argument("--no-spark-connect", action="store_true", help="watch: the stack runs without Spark Connect")
+    parser.add_argument("--no-mlflow-ui", action="store_true", help="watch: the stack runs without the MLflow UI")
     args = parser.parse_args(argv)
     settings = config.load()
     try:
-        if args.command == "up":
+        if args.command == "watch":
+            watch(settings, spark_connect=not args.no_spark_connect, mlflow_ui=not args.no_mlflow_ui)
+        elif args.command == "up":
             seconds = up(settings)
             print(f"stack up in {seconds:.0f}s (logs: {settings.home / 'logs'})")
             print(login_banner(settings))
