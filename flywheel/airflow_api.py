@@ -167,6 +167,24 @@ class AirflowAPI:
             if not page.task_instances or len(out) >= page.total_entries:
                 return out
 
+    def tries(self, dag_id: str, run_id: str, task_id: str) -> list[dict[str, Any]]:
+        """Every try of one task instance, the current one included, by try number (each with its
+        state, start_date, end_date, hostname, pid)."""
+        page = self.call(
+            f"GET tries of {dag_id}/{run_id}/{task_id}", self.task_instances.get_task_instance_tries,
+            dag_id, run_id, task_id,
+        )  # fmt: skip
+        return sorted((_json(t) for t in page.task_instances), key=lambda t: t["try_number"])
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
+        """The log of one try, as text (one line per event)."""
+        resp = self.call(
+            f"GET log of {dag_id}/{run_id}/{task_id} try {try_number}", self.task_instances.get_log,
+            dag_id, run_id, task_id, try_number, full_content=True,
+        )  # fmt: skip
+        content = [_json(line) for line in getattr(resp.content, "actual_instance", resp.content) or []]
+        return "\n".join(line.get("event", "") if isinstance(line, dict) else str(line) for line in content)
+
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
         """Task id -> state (``"none"`` when not scheduled yet) of one run."""
         return {ti["task_id"]: ti.get("state") or "none" for ti in self.instances(dag_id, run_id)}
