@@ -59,13 +59,21 @@ _DB_SETTINGS = _start_session_database()
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """The fast tiers first, for feedback; then the cluster tier (its stack lives as long as its module);
-    the e2e tier last: its one stack (session fixtures in tests/e2e/conftest.py) and the settings it
-    puts in the environment stay until the session ends."""
-    # Within the e2e tier the replay clock last: it restarts the tier's Airflow with the clock on.
-    items.sort(
-        key=lambda item: (2 if "e2e" in item.path.parts else 1 if "cluster" in item.path.parts else 0, "replay" in item.path.name)
-    )
+    """The fast tiers first, for feedback, then the faults tests that need no stack; then the cluster
+    tier (its stack lives as long as its module); the e2e tier last: its one stack (session fixtures in
+    tests/services.py) and the settings it puts in the environment stay until the session ends. The
+    faults tests that drive that stack run after the e2e story, before the replay clock, which
+    restarts the stack's Airflow with the clock on."""
+
+    def tier(item) -> int:
+        parts = item.path.parts
+        if "e2e" in parts:
+            return 5 if "replay" in item.path.name else 3
+        if "faults" in parts:
+            return 4 if "airflow_stack" in item.fixturenames else 1
+        return 2 if "cluster" in parts else 0
+
+    items.sort(key=tier)
 
 
 def pytest_sessionfinish(session, exitstatus):

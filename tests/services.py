@@ -3,6 +3,10 @@
 A test that needs an external service (PostgreSQL at 127.0.0.1:5432, Redis, ...) calls
 :func:`require`: unreachable on a laptop, the test is skipped with a message naming the service;
 under CI (``FLYWHEEL_REQUIRE_SERVICES=1``, set by ``.ci/run``) the same situation fails.
+
+Also the one real stack of the session (fixtures ``prepared`` and ``airflow_stack``): the e2e tier's
+and the faults tier's conftest.py register this module as a plugin (:func:`use_the_session_stack`),
+so both tiers share one stack (a fixture defined in two conftests would be two stacks).
 """
 
 from __future__ import annotations
@@ -82,3 +86,69 @@ def feature_rows_digest(settings, day) -> str:
     frame = lake.read_frame("features", features.DATASET, day, settings.lake)
     frame = frame[sorted(frame.columns)].sort_values(sorted(frame.columns)).reset_index(drop=True)
     return hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).values.tobytes()).hexdigest()
+
+
+# -- the session's one real stack (the e2e tier's story; the faults tier drives it afterwards) ------
+
+
+def use_the_session_stack(config) -> None:
+    """Make ``prepared`` and ``airflow_stack`` (below) visible to every test: call it from a conftest's
+    ``pytest_configure``. Registered once, whichever tier asks first."""
+    config.pluginmanager.import_plugin("tests.services")
+
+
+@pytest.fixture(scope="session")
+def prepared(tmp_path_factory):
+    """Lake and registry state built in-process with the same functions the DAGs run (tests/e2e/story.py:
+    a champion trained on 8 days of January 2013, two later days scored, one with injected drift)."""
+    from flywheel import config, features, landing
+    from flywheel.registry import promotion
+    from flywheel.scoring import score_partition
+    from flywheel.training import data, train
+    from flywheel.validation import validate_features, validate_landing
+    from spark_jobs import build_features
+    from tests.e2e.story import AIRFLOW_PORT, CHAMPION_AS_OF, CLEAN_DAY, DAYS, DRIFT_DAY, ENV, inject_drift
+
+    root = tmp_path_factory.mktemp("e2e")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("FLYWHEEL_HOME", str(root / "home"))
+    # Its own Airflow and MLflow databases on the session's PostgreSQL: the stack starts from empty ones.
+    patch.setenv("FLYWHEEL_AIRFLOW_DATABASE", "airflow_e2e")
+    patch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", fresh_database("airflow_e2e", "postgresql+psycopg2"))
+    patch.setenv("MLFLOW_TRACKING_URI", fresh_database("mlflow_e2e"))
+    patch.setenv("FLYWHEEL_AIRFLOW_PORT", str(AIRFLOW_PORT))
+    patch.delenv("FLYWHEEL_SOURCE", raising=False)
+    for key, value in ENV.items():
+        patch.setenv(key, value)
+    settings = config.load()
+    for day in DAYS:
+        landing.land(day)
+        validate_landing(day)
+        build_features.run(day, output_dataset=features.CANDIDATE_DATASET)
+        validate_features(day)
+    result = train.train(CHAMPION_AS_OF, window_days=8, n_trials=1)
+    version = int(result["model_version"])
+    holdout = data.assemble(CHAMPION_AS_OF, 8, settings).split(settings.holdout_days).holdout
+    challenger, champion, champion_version = promotion.evaluate_challenger(version, holdout, settings)
+    record = promotion.promote_or_reject(
+        version, challenger, champion, champion_version, settings, {"as_of": CHAMPION_AS_OF.isoformat()}
+    )
+    assert record["decision"] == "promoted", record["reason"]
+    inject_drift(DRIFT_DAY, settings)
+    for day in (CLEAN_DAY, DRIFT_DAY):
+        score_partition(day, settings)
+    yield settings
+    patch.undo()
+
+
+@pytest.fixture(scope="session")
+def airflow_stack(prepared):
+    """The stack (scheduler, api-server, dag-processor, triggerer, MLflow UI; no Spark Connect) on the
+    prepared state, up for the rest of the session."""
+    from flywheel import stack
+
+    try:
+        stack.up(prepared, spark_connect=False)
+        yield prepared
+    finally:
+        stack.down(prepared)
