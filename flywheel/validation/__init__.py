@@ -12,14 +12,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from flywheel.validation.batch import DaysResult
     from flywheel.validation.data_docs import batched_data_docs, get_context
     from flywheel.validation.features_gate import validate_features, validate_features_days
     from flywheel.validation.gates import GateFailed
     from flywheel.validation.landing_gate import validate_landing, validate_landing_days
+    from flywheel.validation.per_day import DaysResult
 
 _MODULES = {
-    "DaysResult": "batch",
+    "DaysResult": "per_day",
     "GateFailed": "gates",
     "batched_data_docs": "data_docs",
     "get_context": "data_docs",

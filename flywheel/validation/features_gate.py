@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flywheel import config, features, lake, landing
-from flywheel.validation import batch
+from flywheel.validation import batch, per_day
 from flywheel.validation.gates import (
     QUARANTINE,
     GateFailed,
@@ -170,21 +170,23 @@ def validate_features(ds: str | dt.date, settings: config.Settings | None = None
     raise GateFailed(gate_message(summary, next_step, extra), summary)
 
 
-def validate_features_days(days: Iterable[str | dt.date], settings: config.Settings | None = None) -> batch.DaysResult:
+def validate_features_days(
+    days: Iterable[str | dt.date], settings: config.Settings | None = None
+) -> per_day.DaysResult:
     """Gate the candidates of ``days`` as :func:`validate_features` gates each: the same days are
     published, the same candidates quarantined with the same message. Two days or more: one GX
     validation over all of them and per-day checks in pandas (:mod:`flywheel.validation.batch`); a
     day these do not clear goes through :func:`validate_features` alone."""
     settings = settings or config.load()
     todo = sorted({lake.parse_ds(d) for d in days})
-    result = batch.DaysResult()
+    result = per_day.DaysResult()
     if len(todo) < 2:
-        return batch.one_by_one(todo, validate_features, ERRORS, settings, result)
+        return per_day.one_by_one(todo, validate_features, ERRORS, settings, result)
     try:
         suite = batch.plan(SUITE, settings)
     except batch.NotBatchable as exc:
         print(f"features gate: {exc}: the {len(todo)} days are gated one by one")
-        return batch.one_by_one(todo, validate_features, ERRORS, settings, result)
+        return per_day.one_by_one(todo, validate_features, ERRORS, settings, result)
 
     frames: dict[dt.date, pd.DataFrame] = {}
     alone: list[dt.date] = []
@@ -198,16 +200,16 @@ def validate_features_days(days: Iterable[str | dt.date], settings: config.Setti
     passed = batch.validate_batches(suite, frames, settings)
     alone += [day for day in frames if day not in passed]
     for day, run in sorted(passed.items()):
-        checks = batch.per_day_checks(suite, frames[day], _params(settings))
+        checks = per_day.per_day_checks(suite, frames[day], _params(settings))
         if not all(c["success"] for c in checks):
             print(
                 f"ds={day}: {next(c['check'] for c in checks if not c['success'])} fails on the day: it is gated alone"
             )
             alone.append(day)
             continue
-        summary = batch.day_summary("features", day, _partition(day), [(run, checks)], settings)
+        summary = per_day.day_summary("features", day, _partition(day), [(run, checks)], settings)
         summary["rows"] = {"features": len(frames[day])}
         _publish(day, _candidate(day, settings), summary, settings)
         result.passed[day.isoformat()] = summary
         result.batched.append(day.isoformat())
-    return batch.one_by_one(sorted(alone), validate_features, ERRORS, settings, result)
+    return per_day.one_by_one(sorted(alone), validate_features, ERRORS, settings, result)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flywheel import config, lake, landing, schema
-from flywheel.validation import batch
+from flywheel.validation import batch, per_day
 from flywheel.validation.gates import (
     QUARANTINE,
     GateFailed,
@@ -203,21 +203,21 @@ def _read_days(
     return frames, keys, unreadable
 
 
-def validate_landing_days(days: Iterable[str | dt.date], settings: config.Settings | None = None) -> batch.DaysResult:
+def validate_landing_days(days: Iterable[str | dt.date], settings: config.Settings | None = None) -> per_day.DaysResult:
     """Gate the landed ``days`` as :func:`validate_landing` gates each: the same days pass, the same
     are quarantined with the same message. Two days or more: one GX validation per table over all of
     them and per-day checks in pandas (:mod:`flywheel.validation.batch`); a day these do not clear
     goes through :func:`validate_landing` alone."""
     settings = settings or config.load()
     todo = sorted({lake.parse_ds(d) for d in days})
-    result = batch.DaysResult()
+    result = per_day.DaysResult()
     if len(todo) < 2:
-        return batch.one_by_one(todo, validate_landing, ERRORS, settings, result)
+        return per_day.one_by_one(todo, validate_landing, ERRORS, settings, result)
     try:
         plans = [batch.plan(name, settings) for name, _ in SUITES]
     except batch.NotBatchable as exc:
         print(f"landing gate: {exc}: the {len(todo)} days are gated one by one")
-        return batch.one_by_one(todo, validate_landing, ERRORS, settings, result)
+        return per_day.one_by_one(todo, validate_landing, ERRORS, settings, result)
 
     with lake.scratch(landing.ZONE, landing.DATASET, settings.lake) as scratch:
         scratch.mkdir(parents=True)
@@ -232,12 +232,12 @@ def validate_landing_days(days: Iterable[str | dt.date], settings: config.Settin
                     del cleared[day]
                     alone.append(day)
                 else:
-                    checks = batch.per_day_checks(suite, tables[day], _params(day, settings))
+                    checks = per_day.per_day_checks(suite, tables[day], _params(day, settings))
                     cleared[day].append((passed[day], checks))
         for day, runs in sorted(cleared.items()):
             if _publish_cleared(day, frames[day], keys[day], runs, references, settings, result) is None:
                 alone.append(day)
-    return batch.one_by_one(sorted(alone), validate_landing, ERRORS, settings, result)
+    return per_day.one_by_one(sorted(alone), validate_landing, ERRORS, settings, result)
 
 
 def _publish_cleared(
@@ -247,7 +247,7 @@ def _publish_cleared(
     runs: list[tuple[dict[str, Any], list[dict[str, Any]]]],
     references: _References,
     settings: config.Settings,
-    result: batch.DaysResult,
+    result: per_day.DaysResult,
 ) -> dict[str, Any] | None:
     """Publish a day its batches cleared, unless its per-day checks, numbers or casts fail (``None``:
     the day is for the one-day gate, which reports what failed)."""
@@ -259,7 +259,7 @@ def _publish_cleared(
     converted = {table: references.canonical(key, table) for table, key in keys.items()}
     if any(path is None for path in converted.values()):
         return None
-    summary = batch.day_summary("landing", day, _partition(day), runs, settings)
+    summary = per_day.day_summary("landing", day, _partition(day), runs, settings)
     summary["rows"] = {t: len(tables[t]) for t in schema.DAILY_TABLES}
     try:
         _publish(day, tables, summary, settings, converted)

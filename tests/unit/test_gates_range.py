@@ -25,6 +25,7 @@ from flywheel.validation import (
     validate_landing_days,
 )
 from flywheel.validation import batch as gx_batch
+from flywheel.validation.per_day import DaysResult
 from tests.unit.test_gates import BAD_FEATURES, BAD_LANDINGS, ENV, GOOD_MANIFEST, _features_frame, _set
 
 DAYS = [dt.date(2013, 1, 3) + dt.timedelta(days=n) for n in range(10)]
@@ -169,7 +170,7 @@ def _landing_through_both(
     monkeypatch: pytest.MonkeyPatch,
     corrupt: dict[dt.date, Callable[[Path], None]],
     **env: str,
-) -> tuple[config.Settings, gx_batch.DaysResult, dict[dt.date, str]]:
+) -> tuple[config.Settings, DaysResult, dict[dt.date, str]]:
     """Gate the range with ``corrupt`` applied (range gate), and each corrupted day alone in its own lake."""
     messages = {}
     for day, apply in corrupt.items():
