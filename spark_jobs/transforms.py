@@ -171,6 +171,7 @@ def history_features(
     past_flights: DataFrame,
     ds: str | dt.date | None = None,
     windows: Iterable[int] = features.HISTORY_WINDOWS,
+    targets: DataFrame | None = None,
 ) -> DataFrame:
     """Add per-entity outcome history of the ``w`` days before each flight's day D (never D or later).
 
@@ -179,29 +180,46 @@ def history_features(
     a label and a date in ``[D - w, D - 1]``: ``{entity}_flights_{w}d`` (count, 0 when none),
     ``{entity}_delay_rate_{w}d`` and ``{entity}_mean_arr_delay_{w}d`` (null when the count is 0).
     A flight without a tail number gets count 0 and nulls for ``tailnum``.
+
+    Computed from daily totals per entity (flights, delayed, sum of arrival delays), each paired
+    with the target days whose window holds its date: far fewer rows than pairing every past
+    flight with every target day. The label and the delays are whole numbers, so the sums are
+    exact and the rates and means are the same doubles an average over the flights gives.
+    ``targets`` (one column ``_target``: the days D) saves deriving them from ``day_flights``.
     """
     windows = tuple(windows)
     out = day_flights if "route" in day_flights.columns else with_route(day_flights)
     target = F.lit(lake.parse_ds(ds)) if ds is not None else F.to_date(F.col("ds"))
     out = out.withColumn("_target", target)
-    targets = out.select("_target").distinct()
+    if targets is None or ds is not None:
+        targets = out.select("_target").distinct()
     # The filter is here, not in the reader, so leakage is impossible whatever the caller passes:
-    # each past flight is paired with the days whose window holds it.
+    # each day's totals are paired with the days whose window holds it.
     past = with_route(with_label(past_flights.where(F.col("arr_delay").isNotNull()))).withColumn("_date", flight_date())
-    past = past.join(
-        F.broadcast(targets),
-        (F.col("_date") < F.col("_target")) & (F.col("_date") >= F.date_sub(F.col("_target"), max(windows))),
-    )
     for entity in features.HISTORY_ENTITIES:
+        daily = (
+            past.where(F.col(entity).isNotNull())
+            .groupBy(entity, "_date")
+            .agg(
+                F.count(F.lit(1)).alias("_n"),
+                F.sum(F.col(schema.LABEL).cast("double")).alias("_delayed"),
+                F.sum(F.col("arr_delay").cast("double")).alias("_delay"),
+            )
+            .join(
+                F.broadcast(targets),
+                (F.col("_date") < F.col("_target")) & (F.col("_date") >= F.date_sub(F.col("_target"), max(windows))),
+            )
+        )
         aggs: list[Column] = []
         for w in windows:
             inside = F.col("_date") >= F.date_sub(F.col("_target"), w)
+            n = F.sum(F.when(inside, F.col("_n")))
             aggs += [
-                F.count(F.when(inside, 1)).alias(f"{entity}_flights_{w}d"),
-                F.avg(F.when(inside, F.col(schema.LABEL).cast("double"))).alias(f"{entity}_delay_rate_{w}d"),
-                F.avg(F.when(inside, F.col("arr_delay").cast("double"))).alias(f"{entity}_mean_arr_delay_{w}d"),
+                F.coalesce(n, F.lit(0)).alias(f"{entity}_flights_{w}d"),
+                (F.sum(F.when(inside, F.col("_delayed"))) / n).alias(f"{entity}_delay_rate_{w}d"),
+                (F.sum(F.when(inside, F.col("_delay"))) / n).alias(f"{entity}_mean_arr_delay_{w}d"),
             ]
-        stats = past.where(F.col(entity).isNotNull()).groupBy("_target", entity).agg(*aggs)
+        stats = daily.groupBy("_target", entity).agg(*aggs)
         out = out.join(stats, on=["_target", entity], how="left")
         # No past flight for the entity: the count is a true 0, the rate and mean stay unknown.
         out = out.fillna(0, subset=[f"{entity}_flights_{w}d" for w in windows])
@@ -228,7 +246,9 @@ def build_days(
     df = join_weather(df, weather)
     df = join_planes(df, planes)
     df = join_airports(df, airports)
-    df = history_features(df, past_flights, None, features.HISTORY_WINDOWS)
+    # The target days from the flights, not from the joined frame (that would recompute the joins).
+    targets = flights.select(F.to_date(F.col("ds")).alias("_target")).distinct()
+    df = history_features(df, past_flights, None, features.HISTORY_WINDOWS, targets=targets)
     out = df.select(*[F.col(c).cast(t).alias(c) for c, t in OUTPUT_TYPES.items()])
     counts = {row["ds"]: {k: int(v) for k, v in row.asDict().items() if k != "ds"} for row in counts_df.collect()}
     return out, counts
