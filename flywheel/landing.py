@@ -208,13 +208,13 @@ def publish_canonical(
     frames: dict[str, pd.DataFrame],
     validation: dict[str, Any],
     lake_root: Path | None = None,
-    converted: dict[str, Path] | None = None,
+    converted: dict[str, Path | pd.DataFrame] | None = None,
 ) -> Path:
     """Republish the landed day with its canonical Parquet tables and the gate's result beside the raw files.
 
-    ``converted``: tables whose canonical Parquet is written already (a range's reference tables, the
-    same every day, converted once): hard-linked into the day (the lake's files are never rewritten
-    in place), not converted again.
+    ``converted``: tables converted already (a range's days are converted together), as a canonical
+    frame, written as it is, or as a canonical Parquet file (a range's reference tables, the same every
+    day, written once), hard-linked into the day (the lake's files are never rewritten in place).
     """
     source = lake.partition_path(ZONE, DATASET, ds, lake_root)
     if not source.is_dir():
@@ -227,10 +227,11 @@ def publish_canonical(
         (staging / CANONICAL).mkdir()
         for table, frame in frames.items():
             target = staging / CANONICAL / f"{table}.parquet"
-            if table in converted:
-                os.link(converted[table], target)
+            done = converted.get(table)
+            if isinstance(done, Path):
+                os.link(done, target)
             else:
-                to_canonical(frame, table).to_parquet(target, index=False)
+                (to_canonical(frame, table) if done is None else done).to_parquet(target, index=False)
         (staging / VALIDATION).write_text(json.dumps(validation, indent=2, sort_keys=True, default=str))
     return source
 
