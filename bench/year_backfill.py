@@ -173,7 +173,14 @@ def main() -> int:
         print(f"{'trigger -> done':18} {'':8} {'':>10} {wall:8.1f}   (seen from here); {_load()}")
         # The sample's one-day builds use the stack's Spark Connect server, as the tasks do.
         os.environ["SPARK_REMOTE"] = f"sc://{settings.client_host}:{settings.spark_connect_port}"
-        same = _check_rows(api, config.load(), run["dag_run_id"], [lake.parse_ds(d) for d in args.sample.split(",")])
+        try:
+            same = _check_rows(
+                api, config.load(), run["dag_run_id"], [lake.parse_ds(d) for d in args.sample.split(",")]
+            )
+        finally:
+            from spark_jobs.session import stop_spark
+
+            stop_spark()  # before the server goes: a Connect client left open keeps the process from exiting
         code = 0 if run["state"] == "success" and same else 1
     finally:
         stack.down(settings)
