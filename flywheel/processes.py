@@ -71,7 +71,8 @@ def pid_of(settings: config.Settings, name: str) -> int | None:
     removed, and what the dead component left running is killed (:func:`kill_leftovers`)."""
     pidfile = run_dir(settings) / f"{name}.pid"
     try:
-        raw, started = pidfile.read_text().strip(), pidfile.stat().st_mtime
+        with pidfile.open() as fh:
+            raw, seen = fh.read().strip(), os.fstat(fh.fileno())
     except FileNotFoundError:
         return None
     try:
@@ -80,8 +81,14 @@ def pid_of(settings: config.Settings, name: str) -> int | None:
         pid = -1
     if pid <= 0 or not alive(pid):
         if pid > 0:
-            kill_leftovers(pid, started)
-        pidfile.unlink(missing_ok=True)
+            kill_leftovers(pid, seen.st_mtime)
+        # Only the file read above: `spawn` replaces a pid file with a new one (a new inode), and a
+        # component started meanwhile (by `make up` while the watchdog looks) must keep its own.
+        try:
+            if os.stat(pidfile).st_ino == seen.st_ino:
+                pidfile.unlink()
+        except FileNotFoundError:
+            pass
         return None
     return pid
 
@@ -144,7 +151,10 @@ def spawn(settings: config.Settings, name: str, argv: list[str], env: dict[str, 
     _offset_file(settings, name).write_text(str(log_path.stat().st_size if log_path.exists() else 0))
     with log_path.open("ab") as log:
         proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    (run_dir(settings) / f"{name}.pid").write_text(str(proc.pid))
+    pidfile = run_dir(settings) / f"{name}.pid"
+    tmp = pidfile.with_name(f".{pidfile.name}.{os.getpid()}")
+    tmp.write_text(str(proc.pid))
+    tmp.replace(pidfile)  # a new inode: see pid_of
     return proc.pid
 
 
