@@ -70,7 +70,7 @@ def pytest_collection_modifyitems(session, config, items):
         if "e2e" in parts:
             return 5 if "replay" in item.path.name else 3
         if "faults" in parts:
-            return 4 if "airflow_stack" in item.fixturenames else 1
+            return 4 if "airflow_stack" in getattr(item, "fixturenames", ()) else 1
         return 2 if "cluster" in parts else 0
 
     items.sort(key=tier)

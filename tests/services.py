@@ -93,8 +93,12 @@ def feature_rows_digest(settings, day) -> str:
 
 def use_the_session_stack(config) -> None:
     """Make ``prepared`` and ``airflow_stack`` (below) visible to every test: call it from a conftest's
-    ``pytest_configure``. Registered once, whichever tier asks first."""
-    config.pluginmanager.import_plugin("tests.services")
+    ``pytest_configure``. Registered once, whichever tier asks first (``register``, not
+    ``import_plugin``: this module is imported already, too late for pytest's assert rewriting)."""
+    import sys
+
+    if not config.pluginmanager.has_plugin(__name__):
+        config.pluginmanager.register(sys.modules[__name__], __name__)
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ The tests that need the real Airflow stack drive the session's one stack (``airf
 tests/services.py), after the e2e tier's story and before its replay-clock test (tests/conftest.py
 orders them there; run alone, the tier starts that stack itself):
 
-- ``faults_stack``: that stack restarted once with a Spark Connect server for its tasks (a JVM per
+- ``faults_stack``: that stack with a Spark Connect server for its tasks (a JVM per
   ``build_features`` task would double a backfill's time), on the port the replay-clock test uses,
   so that test finds the server running;
 - ``session_database``: the settings of the suite's embedded PostgreSQL (tests/conftest.py), the
@@ -32,13 +32,17 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def faults_stack(airflow_stack):
-    """The session's stack with a Spark Connect server (Airflow restarted once for it); its settings."""
-    from flywheel import stack
+    """The session's stack with a Spark Connect server for its tasks; its settings. Only the scheduler
+    (whose forks run the tasks) and the watchdog (which restarts with these settings) are restarted
+    for it: the other components do not use Spark."""
+    from flywheel import processes, stack
 
     patch = pytest.MonkeyPatch()
     patch.setenv("FLYWHEEL_SPARK_CONNECT_PORT", SPARK_CONNECT_PORT)
     settings = config.load()
-    stack.restart_airflow(settings)
+    for name in (stack.WATCHDOG, "airflow-scheduler"):
+        processes.stop(settings, name)
+    stack.up(settings)  # starts Spark Connect, then the scheduler and the watchdog in this environment
     yield settings
     patch.undo()
 

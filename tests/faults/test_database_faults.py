@@ -20,9 +20,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
+import sys
+import textwrap
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -32,6 +36,7 @@ DAG = "flights_scoring"
 DAYS = [dt.date(2013, 1, 1), dt.date(2013, 1, 2)]
 DOWN_S = 5  # how long the database stays down
 UNREACHABLE = re.compile(r"OperationalError|connection to server|could not connect|database system is", re.I)
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _champion(settings) -> tuple[int, str]:
@@ -109,3 +114,98 @@ def test_postgres_restarted_during_scoring_the_stack_recovers_and_the_run_succee
         f"restarted by the watchdog: {exited}; run done {finished - back:.0f}s after the database came back "
         f"(tries {tries}, rerun after {rerun})"
     )
+
+
+# A component that runs until a flag file tells it to exit the way Airflow's components exit when
+# their database goes away (an uncaught OperationalError), or with another error.
+COMPONENT = textwrap.dedent(
+    """
+    import pathlib, sys, time
+    home, name = pathlib.Path(sys.argv[1]), sys.argv[2]
+    while True:
+        if (home / f"{name}.lose-db").exists():
+            print("Traceback (most recent call last):", flush=True)
+            print('sqlalchemy.exc.OperationalError: (psycopg2.OperationalError) connection to server on socket '
+                  '"/x/.s.PGSQL.5432" failed: No such file or directory', flush=True)
+            sys.exit(1)
+        if (home / f"{name}.crash").exists():
+            print("ValueError: not a database problem", flush=True)
+            sys.exit(1)
+        time.sleep(0.05)
+    """
+)
+# The watchdog's loop over those components: `restart` starts what is not running (as `up` does);
+# the database answers while the file db-up exists.
+WATCHDOG = textwrap.dedent(
+    """
+    import os, pathlib, sys
+    from flywheel import config, processes
+    home, component = pathlib.Path(sys.argv[1]), sys.argv[2]
+    settings = config.load()
+    names = ["airflow-scheduler", "airflow-triggerer"]
+    def restart():
+        for name in names:
+            processes.spawn(settings, name, [sys.executable, "-c", component, str(home), name], dict(os.environ))
+    def database_error():
+        return None if (home / "db-up").exists() else "the database is down (test)"
+    restart()
+    processes.supervise(settings, names, restart, database_error, interval=0.2)
+    """
+)
+
+
+def _until(condition, what: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout:.0f}s: {what}"
+        time.sleep(0.1)
+
+
+def test_the_watchdog_restarts_only_what_lost_its_database_once_it_answers_and_stops_a_crash_loop(tmp_path, monkeypatch):
+    """A real watchdog process over two stand-in components: one that lost its database is started
+    again only once the database answers, and counted; one that flaps is left stopped after
+    MAX_RESTARTS; one that exits for another reason is never restarted."""
+    from flywheel import config, processes
+
+    monkeypatch.setenv("FLYWHEEL_HOME", str(tmp_path))
+    settings = config.load()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    processes.spawn(settings, processes.WATCHDOG, [sys.executable, "-c", WATCHDOG, str(tmp_path), COMPONENT], env)
+    log = processes.log_of(settings, processes.WATCHDOG)
+
+    def pid(name: str) -> int | None:
+        return processes.pid_of(settings, name)
+
+    try:
+        _until(lambda: pid("airflow-scheduler") and pid("airflow-triggerer") and "watching" in log.read_text(), "started")
+        first = pid("airflow-triggerer")
+        # Lost its database while the database is down: waits for it, then restarts it once.
+        (tmp_path / "airflow-triggerer.lose-db").touch()
+        _until(lambda: pid("airflow-triggerer") is None, "the triggerer exited")
+        (tmp_path / "airflow-triggerer.lose-db").unlink()
+        _until(lambda: "restarting once it answers" in log.read_text(), "the watchdog noticed")
+        time.sleep(1)
+        assert pid("airflow-triggerer") is None, "restarted before the database answered"
+        (tmp_path / "db-up").touch()
+        _until(lambda: pid("airflow-triggerer") not in (None, first), "the triggerer restarted")
+        assert processes.watchdog_record(settings) == {"restarts": {"airflow-triggerer": 1}, "gave_up": []}
+
+        # A crash loop on a lost database: restarted up to MAX_RESTARTS times, then left stopped.
+        (tmp_path / "airflow-triggerer.lose-db").touch()
+        _until(lambda: processes.watchdog_record(settings)["gave_up"] == ["airflow-triggerer"], "gave up")
+        time.sleep(1)
+        assert pid("airflow-triggerer") is None
+        assert processes.watchdog_record(settings)["restarts"] == {"airflow-triggerer": processes.MAX_RESTARTS}
+
+        # Another error is a failure to look at, not to hide: never restarted.
+        scheduler = pid("airflow-scheduler")
+        (tmp_path / "airflow-scheduler.crash").touch()
+        _until(lambda: pid("airflow-scheduler") is None, "the scheduler exited")
+        (tmp_path / "airflow-scheduler.crash").unlink()
+        time.sleep(1.5)
+        assert pid("airflow-scheduler") is None and scheduler is not None
+        assert "airflow-scheduler" not in processes.watchdog_record(settings)["restarts"]
+        assert "leaving it stopped" in log.read_text()
+    finally:
+        for name in (processes.WATCHDOG, "airflow-scheduler", "airflow-triggerer"):
+            processes.stop(settings, name, grace=5)

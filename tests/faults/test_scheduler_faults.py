@@ -19,8 +19,12 @@ would. What must be left:
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import signal
+import subprocess
+import sys
+import textwrap
 import time
 
 import pytest
@@ -145,3 +149,55 @@ def test_a_scheduler_killed_mid_backfill_is_restarted_and_every_day_is_built_onc
         f"(finished {finished}, in flight {in_flight}), `up` took {restarted - killed:.0f}s, "
         f"backfill done {done - restarted:.0f}s later; retried tries: {retried}"
     )
+
+
+# A component like the scheduler: a group leader whose forked worker (same process group, as a
+# LocalExecutor worker) runs a "task" in a session of its own (as Airflow's task supervisor does).
+COMPONENT = textwrap.dedent(
+    """
+    import json, os, subprocess, sys, time
+    if os.fork() == 0:
+        task = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
+        with open(sys.argv[1] + ".tmp", "w") as fh:
+            json.dump({"worker": os.getpid(), "task": task.pid}, fh)
+        os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+        time.sleep(600)
+    time.sleep(600)
+    """
+)
+
+
+def test_what_a_sigkilled_component_leaves_running_is_killed_before_it_starts_again(tmp_path, monkeypatch):
+    """The leader SIGKILLed, its worker and the worker's task run on as orphans; the next look at the
+    component (``pid_of``: `make up`, `make status`, `make down`, the watchdog) kills them, and
+    nothing else (a process of the same user outside that family)."""
+    from flywheel import config, processes
+
+    monkeypatch.setenv("FLYWHEEL_HOME", str(tmp_path))
+    settings = config.load()
+    pids = tmp_path / "pids.json"
+    leader = processes.spawn(settings, "airflow-scheduler", [sys.executable, "-c", COMPONENT, str(pids)], dict(os.environ))
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not pids.exists():
+            assert time.monotonic() < deadline, (tmp_path / "logs" / "airflow-scheduler.log").read_text()
+            time.sleep(0.1)
+        family = json.loads(pids.read_text())
+        os.kill(leader, signal.SIGKILL)
+        while processes.alive(leader):
+            time.sleep(0.1)
+        assert all(processes.alive(pid) for pid in family.values()), "the orphans should outlive their leader"
+
+        assert processes.pid_of(settings, "airflow-scheduler") is None
+        assert not any(processes.alive(pid) for pid in family.values()), family
+        assert processes.alive(bystander.pid)
+        assert not (tmp_path / "run" / "airflow-scheduler.pid").exists()
+    finally:
+        bystander.kill()
+        bystander.wait()
+        for pid in json.loads(pids.read_text()).values() if pids.exists() else ():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
