@@ -17,13 +17,13 @@ A rerun replaces the partition; nothing is appended.
   just before a swap keeps its files meanwhile), dangling pointers, and scratch folders whose
   writer died (:func:`scratch`). Every publish sweeps its own partition; ``python -m
   flywheel.lake sweep`` sweeps everything.
-- A lake written before versioned partitions holds plain ``ds=D`` folders: the first write of
-  such a day adopts the folder as a version (one non-atomic rename, once per old partition).
+- An older lake's plain ``ds=D`` folder is adopted as a version by the day's first write (once, not atomic).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -293,37 +293,47 @@ def scratch(zone: str, dataset: str, lake: Path | None = None) -> Iterator[Path]
                 shutil.rmtree(folder, ignore_errors=True)
     finally:
         lock.unlink(missing_ok=True)
-        try:
+        with contextlib.suppress(OSError):
             folder.parent.rmdir()  # the last job out removes the empty .scratch
-        except OSError:
-            pass
 
 
 def sweep(lake: Path | None = None, grace_s: float = GRACE_S) -> list[Path]:
-    """Sweep every partition and scratch folder of the lake (see :func:`sweep_partition`)."""
+    """Sweep every dataset of the lake (see :func:`sweep_dataset`)."""
     removed: list[Path] = []
     for zone in ZONES:
         zone_dir = _root(lake) / zone
         for base in sorted(p for p in zone_dir.iterdir() if p.is_dir()) if zone_dir.is_dir() else []:
-            names = {p.name for p in base.glob("ds=*")} | {p.name for p in (base / VERSIONS).glob("ds=*")}
-            for name in sorted(names):
-                removed += sweep_partition(base / name, grace_s)
-            for leftover in base.glob(".*"):  # the unversioned layout's leftovers and a killed job's folder
-                if leftover.name.startswith((".staging-", ".old-", ".job-")):
-                    shutil.rmtree(leftover, ignore_errors=True)
-                    removed.append(leftover)
-            for lock in sorted((base / SCRATCH).glob("*.lock")):
-                try:
-                    with flock(lock, "scratch", PartitionBusy, reentrant=False):
-                        shutil.rmtree(lock.with_suffix(""), ignore_errors=True)
-                        removed.append(lock.with_suffix(""))
-                    lock.unlink(missing_ok=True)
-                except PartitionBusy:
-                    continue
-            try:
-                (base / SCRATCH).rmdir()
-            except OSError:  # missing, or a running job's scratch is in it
-                pass
+            removed += sweep_dataset(zone, base.name, lake, grace_s)
+    return removed
+
+
+def sweep_dataset(
+    zone: str, dataset: str, lake: Path | None = None, grace_s: float = GRACE_S, partitions: bool = True
+) -> list[Path]:
+    """Remove the scratch folders of dead jobs and the older layout's leftovers of one dataset, and
+    (``partitions``) sweep each of its partitions (:func:`sweep_partition`)."""
+    base = dataset_path(zone, dataset, lake)
+    removed: list[Path] = []
+    if not base.is_dir():
+        return removed
+    if partitions:
+        names = {p.name for p in base.glob("ds=*")} | {p.name for p in (base / VERSIONS).glob("ds=*")}
+        for name in sorted(names):
+            removed += sweep_partition(base / name, grace_s)
+    for leftover in base.glob(".*"):  # the unversioned layout's leftovers and a killed job's folder
+        if leftover.name.startswith((".staging-", ".old-", ".job-")):
+            shutil.rmtree(leftover, ignore_errors=True)
+            removed.append(leftover)
+    for lock in sorted((base / SCRATCH).glob("*.lock")):
+        try:
+            with flock(lock, "scratch", PartitionBusy, reentrant=False):
+                shutil.rmtree(lock.with_suffix(""), ignore_errors=True)
+                removed.append(lock.with_suffix(""))
+            lock.unlink(missing_ok=True)
+        except PartitionBusy:
+            continue
+    with contextlib.suppress(OSError):  # missing, or a running job's scratch is in it
+        (base / SCRATCH).rmdir()
     return removed
 
 
@@ -332,10 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sw = sub.add_parser("sweep", help="remove leftovers of killed writers and superseded versions")
     sw.add_argument("--grace-s", type=float, default=GRACE_S, help="keep superseded versions younger than this")
-    args = parser.parse_args(argv)
-    removed = sweep(grace_s=args.grace_s)
-    for path in removed:
-        print(f"removed {path}")
+    removed = sweep(grace_s=parser.parse_args(argv).grace_s)
+    print("".join(f"removed {path}\n" for path in removed), end="")
     print(f"swept {config.load().lake}: {len(removed)} leftover(s) removed")
     return 0
 

@@ -109,7 +109,8 @@ def run_days(
     root = settings.lake
     for day in days:
         input_paths(day, root)  # a day not landed and validated: a clear error before anything is touched
-    lake.sweep(root)  # leftovers of a killed earlier try (its scratch, staging, pointer temporaries)
+    # A killed earlier job's scratch (its days' staging and pointer leftovers go at each day's publish).
+    lake.sweep_dataset(ZONE, output_dataset, root, partitions=False)
     with ExitStack() as held:
         # One writer per day: a second job building one of these days fails now, naming this one.
         for day in days:
