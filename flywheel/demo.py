@@ -3,7 +3,8 @@
 Each step is a function taking the shared :class:`Demo` context; later capabilities append steps
 to :data:`STEPS`. The stack (PostgreSQL, MLflow, Spark Connect, Airflow) is started if it is not running and
 left running at the end so the UIs can be explored; ``make down`` stops it. A component that exits
-meanwhile fails the demo (nothing is restarted), and every wait has a deadline.
+meanwhile fails the demo, unless it lost its database (the stack's watchdog restarts those, and the
+summary counts them); every wait has a deadline.
 """
 
 from __future__ import annotations
@@ -129,8 +130,8 @@ def backfill(
 
 
 def _watch_stack(demo: Demo) -> None:
-    """Fail the demo (StackError, with the logs to read) if a component of the stack has exited.
-    Nothing is restarted behind the user's back."""
+    """Fail the demo (StackError, with the logs to read) if a component of the stack has exited (one
+    that lost its database is waited for while the watchdog restarts it)."""
     stack.check_running(demo.settings, demo.results.get("components", []))
 
 
@@ -441,7 +442,10 @@ def summary(demo: Demo) -> int:
     print(f"Data Docs:  {demo.settings.data_docs_dir / 'index.html'}")
     print(f"Reports:    {demo.settings.lake / 'reports' / 'monitoring'}  (Evidently HTML per day)")
     components = demo.results.get("components", [])
-    print(f"Stack:      {len(components)} components, 0 restarts (a component that exits fails the demo)")
+    restarted = stack.restarts(demo.settings).get("restarts") or {}
+    done = ", ".join(f"{name} x{n}" for name, n in sorted(restarted.items()))
+    print(f"Stack:      {len(components)} components, {sum(restarted.values())} restarts by the watchdog"
+          + (f" after a lost database ({done})" if done else ""))
     if demo.settings.cluster:
         from flywheel import cluster
 
