@@ -106,9 +106,7 @@ def version(zone: str, dataset: str, ds: str | dt.date, lake: Path | None = None
 
 
 def version_of(partition: Path) -> str | None:
-    if partition.is_symlink():
-        return Path(os.readlink(partition)).name if partition.is_dir() else None
-    return "unversioned" if partition.is_dir() else None
+    return (Path(os.readlink(partition)).name if partition.is_symlink() else "unversioned") if partition.is_dir() else None
 
 
 def list_partitions(zone: str, dataset: str, lake: Path | None = None) -> list[dt.date]:
@@ -145,7 +143,7 @@ def _swap(partition: Path, new: Path) -> None:
 
 
 def publish(staging: Path, target: Path) -> None:
-    """Make the fully written folder ``staging`` the partition ``target`` (replacing any earlier version)."""
+    """Make the fully written folder ``staging`` the partition ``target`` (replacing any earlier one)."""
     with partition_lock(target):
         vdir = versions_dir(target)
         vdir.mkdir(parents=True, exist_ok=True)
@@ -237,7 +235,7 @@ def move_partition(
 
 
 def delete_partition(zone: str, dataset: str, ds: str | dt.date, lake: Path | None = None) -> bool:
-    """Remove the partition's pointer (its version is swept after the grace period); False if there was none."""
+    """Remove the partition's pointer (its version goes after the grace period); False if there was none."""
     path = partition_path(zone, dataset, ds, lake)
     with partition_lock(path):
         if path.is_symlink():
@@ -281,8 +279,7 @@ def sweep_partition(partition: Path, grace_s: float = GRACE_S) -> list[Path]:
 
 @contextmanager
 def scratch(zone: str, dataset: str, lake: Path | None = None) -> Iterator[Path]:
-    """A private folder for a job's intermediate files beside the dataset, removed when the block ends;
-    :func:`sweep` removes one whose job was killed (its lock is free)."""
+    """A job's private folder beside the dataset, removed at the end (or by a sweep once its job died)."""
     folder = dataset_path(zone, dataset, lake) / SCRATCH / uuid.uuid4().hex
     lock = folder.with_name(folder.name + ".lock")
     try:
