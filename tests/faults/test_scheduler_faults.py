@@ -71,11 +71,12 @@ def _family(pid: int) -> list[int]:
         return []
 
 
-# Known flaky (2026-12-03): in one fresh-clone `make test` the scheduler that `stack.up` started after
-# the kill died silently within seconds (no log line: a SIGKILL from somewhere), and `check_running`
-# failed the test; it passed in every earlier run. Cause not found yet; kept running, not hidden, and
-# reported in the issue. Remove the marker once the race is found.
-@pytest.mark.xfail(strict=False, reason="the restarted scheduler died once after the kill (race under investigation)")
+# Open bug (2026-12-03): passes with the e2e tier alone; in both fresh-clone `make test` runs the
+# scheduler that `stack.up` started after the kill died silently within seconds (no log line), and
+# `check_running` failed the test. In both, the killed scheduler was one the watchdog had restarted
+# (a child of the watchdog) after test_database_faults, and `stack.up` found no watchdog running
+# either. Kept running, not hidden; remove the marker once that is found.
+@pytest.mark.xfail(strict=False, reason="the scheduler restarted after the kill dies in the full suite (open bug)")
 @pytest.mark.timeout(900)
 def test_a_scheduler_killed_mid_backfill_is_restarted_and_every_day_is_built_once(faults_stack):
     from flywheel import demo, processes, stack
