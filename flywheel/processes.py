@@ -81,7 +81,8 @@ def pid_of(settings: config.Settings, name: str) -> int | None:
         pid = -1
     if pid <= 0 or not alive(pid):
         if pid > 0:
-            kill_leftovers(pid, seen.st_mtime)
+            killed = kill_leftovers(pid, seen.st_mtime)
+            audit(settings, f"{name} (pid {pid}) is gone" + (f"; killed what it left running: {killed}" if killed else ""))
         # Only the file read above: `spawn` replaces a pid file with a new one (a new inode), and a
         # component started meanwhile (by `make up` while the watchdog looks) must keep its own.
         try:
@@ -155,7 +156,18 @@ def spawn(settings: config.Settings, name: str, argv: list[str], env: dict[str, 
     tmp = pidfile.with_name(f".{pidfile.name}.{os.getpid()}")
     tmp.write_text(str(proc.pid))
     tmp.replace(pidfile)  # a new inode: see pid_of
+    audit(settings, f"started {name}: pid {proc.pid}")
     return proc.pid
+
+
+def audit(settings: config.Settings, message: str) -> None:
+    """One line in ``logs/processes.log``: what this stack started, stopped and killed, by whom (the
+    pid and command of the process that did it), for the post-mortem of a component that vanished."""
+    import sys
+
+    line = f"{time.strftime('%Y-%m-%dT%H:%M:%S')} [{os.getpid()} {' '.join(sys.argv[:3])[:80]}] {message}\n"
+    with (log_dir(settings) / "processes.log").open("a") as fh:
+        fh.write(line)
 
 
 def _offset_file(settings: config.Settings, name: str) -> Path:
@@ -228,6 +240,7 @@ def stop(settings: config.Settings, name: str, sig: int = signal.SIGTERM, grace:
     if pid is None:
         return False
     family = _descendants(pid)  # before the signal: orphans are re-parented and lost from the tree
+    audit(settings, f"stopping {name} (pid {pid}, signal {sig}) and its descendants {family}")
     try:
         os.killpg(pid, sig)
     except ProcessLookupError:
