@@ -17,7 +17,7 @@ failed at `check_days`, naming it, after the other days are published.
 | `wait_for_history` | sensor (reschedule mode): waits until each of the 28 days before D has a landing-gate outcome (validated or quarantined), so history features never depend on the order a backfill ran the days in |
 | `build_features` | PySpark job `spark_jobs/build_features.py`: weather, plane, airport, calendar and leak-free 7/28-day history features |
 | `validate_features` | GX gate `flights_features`; publishes `features/flights/ds=D/` or quarantines the day |
-| `publish` | emits the `flights_features` asset event, `extra = {ds, path, rows}` (a range adds `days` and `rows_by_day`) |
+| `emit_features_event` | emits the `flights_features` asset event for the published days, keyed by them (partition key `D`, or `first..last` for a range run): the scheduler creates the `flights_scoring` run of those days; `extra = {ds, path, rows}` (a range adds `days` and `rows_by_day`) |
 | `check_days` | fails a range run that quarantined days, naming them (after the other days are published) |
 
 Up to three days run at once (`max_active_runs=3`); `wait_for_history` keeps the rows identical to a
@@ -50,7 +50,7 @@ DAILY = daily_schedule(max_active_runs=3)  # FLYWHEEL_SCHEDULE / _START_DATE / _
 )
 def flights_features():
     history = t.wait_for_history(t.validate_landing(t.land()))
-    t.check_published(t.publish(t.build_and_validate(history)))
+    t.check_published(t.emit_features_event(t.build_and_validate(history)))
 
 
 flights_features()

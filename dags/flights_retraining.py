@@ -2,15 +2,15 @@
 # flights_retraining
 
 Started by the scheduler when `flights_monitoring` emits a `drift` asset event: nobody triggers
-or wires it. The as-of date comes from the triggering events (asset-triggered runs have no
-logical date).
+or wires it. The run's partition key is the monitored day (or range) that drifted; the as-of date
+comes from the event's evidence (the drift day).
 
 ```
 read_drift_events -> guard -> should_retrain -> train_and_gate (assemble -> gate -> train -> evaluate -> promote)
 ```
 
 `guard` applies the cooldown (no retraining within `FLYWHEEL_RETRAIN_COOLDOWN_DAYS` of the last
-promotion or rollback) and dedupe (several events, e.g. from a monitoring backfill, give one retraining
+promotion or rollback) and dedupe (several drift events, e.g. from a monitoring backfill, give one retraining
 per cooldown window); when it says no, `should_retrain` skips the group and its log says why.
 A task of the group that fails for good records the failure, with its error, in the promotion
 history: a failed retraining counts for the cooldown, so later drift events do not restart it.
@@ -20,7 +20,7 @@ evidence (date, drift share, drifted features, quality, report path), goes into 
 
 from __future__ import annotations
 
-from airflow.sdk import Param, dag
+from airflow.sdk import Param, PartitionedAssetTimetable, dag
 
 from flywheel import config
 from flywheel.orchestration import monitoring as m
@@ -33,7 +33,7 @@ _settings = config.load()
 
 @dag(
     dag_id="flights_retraining",
-    schedule=[DRIFT],
+    schedule=PartitionedAssetTimetable(assets=DRIFT),  # one run per drift event, same key
     start_date=START_2013,
     catchup=False,
     max_active_runs=1,

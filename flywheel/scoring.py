@@ -43,6 +43,10 @@ class ScoringError(RuntimeError):
     """A partition cannot be scored: no champion, no features, or a model version without its threshold."""
 
 
+class NoChampion(ScoringError):
+    """No model has the champion alias yet: there is nothing to score with."""
+
+
 def predictions_frame(
     frame: pd.DataFrame,
     probability: Any,
@@ -117,7 +121,7 @@ def score_days(days: list[str | dt.date], settings: config.Settings | None = Non
     name = settings.model_name
     version = alias_version(client, name, CHAMPION)
     if version is None:
-        raise ScoringError(
+        raise NoChampion(
             f"cannot score {what}: no champion yet: registered model {name!r} has no {CHAMPION!r} alias. "
             "Run flights_training first."
         )

@@ -187,6 +187,7 @@ def _run_info(dag_id: str, run_id: str) -> Any:
             run_id=run_id,
             logical_date=clock.data_day(run.logical_date) if run.logical_date else None,
             conf=dict(run.conf or {}),
+            partition_key=run.partition_key,
             event_extras=[dict(e.extra or {}) for e in run.consumed_asset_events],
         )
 

@@ -1,11 +1,16 @@
-"""Airflow assets of the loop. An event's ``extra`` always carries the partition date ``ds``."""
+"""Airflow assets of the loop, the edges of its asset graph: features -> scoring -> predictions ->
+monitoring -> drift -> retraining.
+
+Every event carries a partition key (:func:`flywheel.orchestration.days.partition_key`: the day, or
+``first..last`` for a range run), from which the scheduler creates the consumer's run for the same
+days (``PartitionedAssetTimetable``); ``extra`` carries the details (``ds`` is the first day)."""
 
 from __future__ import annotations
 
 from airflow.sdk import Asset
 
-# One plain asset per dataset, the partition date in each event's extra (see the README for why
-# not Airflow 3.3's partitioned assets yet).
+# flights_features emits the key itself (its own runs are scheduled by date, not by partition);
+# scoring and monitoring runs carry it on, being partitioned runs.
 FEATURES = Asset(name="flights_features", uri="file:///flywheel/lake/features/flights", group="flywheel")
 PREDICTIONS = Asset(name="flights_predictions", uri="file:///flywheel/lake/predictions/flights", group="flywheel")
 # Emitted by flights_monitoring only when the drift policy says "drift"; extra = the evidence.

@@ -6,6 +6,12 @@ ended on real schedules, the day of the tick on the replay clock: :func:`flywhee
 date): one run, one Spark job and one Data Docs build for many days, with exactly the rows the
 day-by-day runs give. A range run does every day it can: a day that fails a gate is quarantined
 as in a daily run and the other days go on; the run's last task then fails, naming those days.
+
+Downstream of the features the loop is asset-driven (Airflow 3.3 partitioned assets): the runs of
+``flights_scoring``, ``flights_monitoring`` and ``flights_retraining`` are created by the scheduler
+from asset events and know their days from the run's **partition key**: one day (``2013-01-05``) or
+a range of consecutive days (``2013-01-01..2013-01-28``, what a range run of the features emits, so
+its downstream runs are range runs too). :mod:`flywheel.partition_keys` makes and reads them.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from typing import Any
 from airflow.sdk import Param, PokeReturnValue, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from flywheel import clock, lake
+from flywheel import clock, lake, partition_keys
 
 
 class RangeParamsError(AirflowFailException):
@@ -43,9 +49,20 @@ def range_params() -> dict[str, Param]:
     }
 
 
-def run_days(logical_date: dt.datetime | None, params: dict[str, Any] | None) -> list[str]:
-    """``from_ds..to_ds`` when the run has them, else the data day of the run's logical date; a run
-    with neither is an error."""
+def key_days(key: str) -> list[str]:
+    """The days of a run's partition key (:mod:`flywheel.partition_keys`)."""
+    try:
+        return partition_keys.days_of(key, MAX_RANGE_DAYS)
+    except partition_keys.PartitionKeyError as exc:
+        raise RangeParamsError(str(exc)) from exc
+
+
+def run_days(logical_date: dt.datetime | None, params: dict[str, Any] | None, key: str | None = None) -> list[str]:
+    """The days of a run: its partition ``key`` (an asset-triggered run downstream of the features),
+    else ``from_ds..to_ds`` when its Params have them (a manual range run), else the data day of its
+    logical date; a run with none of them is an error."""
+    if key:
+        return key_days(key)
     params = params or {}
     first, last = params.get("from_ds"), params.get("to_ds")
     if not first and last:
@@ -63,8 +80,8 @@ def run_days(logical_date: dt.datetime | None, params: dict[str, Any] | None) ->
         return days
     if logical_date is None:
         raise RangeParamsError(
-            "this run has no logical date and no from_ds/to_ds Params: trigger it with a logical date "
-            "(one day) or with from_ds and to_ds (a range)"
+            "this run has no partition key, no logical date and no from_ds/to_ds Params: trigger it with "
+            "a partition key (a day, or first..last), a logical date (one day) or from_ds and to_ds (a range)"
         )
     return [clock.data_day(logical_date).isoformat()]
 

@@ -1,4 +1,4 @@
-"""Task factories for ``flights_features``: land -> gate -> Spark -> gate -> publish.
+"""Task factories for ``flights_features``: land -> gate -> Spark -> gate (publishes) -> asset event.
 
 Every task is keyed on the run's days (its ``ds``, or the ``from_ds``/``to_ds`` Params of a range
 run; never the wall clock), so a rerun or a backfill of a day replaces that day's partitions. The
@@ -16,7 +16,7 @@ from typing import Any
 from airflow.sdk import PokeReturnValue, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from flywheel import config
+from flywheel import config, partition_keys
 from flywheel.orchestration import alerts
 from flywheel.orchestration.assets import FEATURES
 from flywheel.orchestration.days import check_days, outcome, run_days
@@ -76,7 +76,7 @@ def wait_for_history(checked: dict[str, Any]) -> PokeReturnValue:
     run gives: day D's history features are built only after D-28..D-1 are validated or
     quarantined. That outcome is final: the features gate never moves a landing (it judges the
     job's output), so only a rerun of an earlier day's landing changes D's history, and that is
-    detected from the manifests' ``inputs`` (``publish`` names the stale days). For a range run the window of its first day is enough: the later days' windows
+    detected from the manifests' ``inputs`` (``emit_features_event`` names the stale days). For a range run the window of its first day is enough: the later days' windows
     hold only that one and the range's own days, which this run has gated. Reschedule mode: a
     waiting day holds no worker slot.
     """
@@ -123,7 +123,7 @@ def validate_features(checked: dict[str, Any]) -> dict[str, Any]:
 
 
 @task(outlets=[FEATURES])
-def publish(validated: dict[str, Any], outlet_events: Any = None) -> dict[str, Any]:
+def emit_features_event(validated: dict[str, Any], outlet_events: Any = None) -> dict[str, Any]:
     """Emit the features asset event (``extra``: first day ``ds``, every published day, paths and rows);
     a range run with quarantined days fails after it, at ``check_days``."""
     from flywheel import features, lake
@@ -148,7 +148,12 @@ def publish(validated: dict[str, Any], outlet_events: Any = None) -> dict[str, A
             + "; ".join(f"ds={d} read {', '.join(why)}" for d, why in sorted(stale.items()))
         )
     outlet_events[FEATURES].extra = extra
-    return {**extra, "days": list(rows), "failed": validated["failed"]}
+    # One event per run of consecutive days, keyed by them: the scheduler creates flights_scoring's
+    # run for exactly those days.
+    keys = partition_keys.keys_of(list(rows))
+    outlet_events[FEATURES].add_partitions(keys)
+    print(f"features published for partition key(s) {', '.join(keys)}")
+    return {**extra, "days": list(rows), "partition_keys": keys, "failed": validated["failed"]}
 
 
 def check_published(published: Any) -> Any:

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from airflow.sdk import PokeReturnValue, task
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from flywheel.orchestration import alerts
 from flywheel.orchestration.assets import PREDICTIONS
@@ -14,24 +14,30 @@ from flywheel.orchestration.days import check_days, poke_upstream, run_days
 
 
 @task.sensor(poke_interval=10, timeout=dt.timedelta(hours=12).total_seconds(), mode="reschedule")
-def wait_for_features(logical_date: Any = None, params: dict[str, Any] | None = None) -> PokeReturnValue:
-    """Every day of the run has its features partition published (its gate passed); a quarantined
-    day fails a one-day run at once, and is left out of a range run (whose last task then fails)."""
+def wait_for_features(dag_run: Any = None, params: dict[str, Any] | None = None) -> PokeReturnValue:
+    """Every day of the run (its partition key; a manual run: its Params) has its features partition
+    published (its gate passed): at once for a run the features event created. A quarantined day
+    fails a one-day run at once, and is left out of a range run (whose last task then fails)."""
     from flywheel import features
 
     return poke_upstream(
-        "wait_for_features", run_days(logical_date, params), "features", features.DATASET,
+        "wait_for_features", run_days(None, params, dag_run.partition_key), "features", features.DATASET,
         "its features will not be published. Fix the day and rerun flights_features for it, then clear this run.",
     )  # fmt: skip
 
 
 @task(outlets=[PREDICTIONS])
 def score(ready: dict[str, Any], outlet_events: Any = None) -> dict[str, Any]:
-    """Score the day(s) with the champion (resolved now, once) into predictions/flights/ds=D."""
-    from flywheel.scoring import ScoringError, score_days
+    """Score the day(s) with the champion (resolved now, once) into predictions/flights/ds=D.
+
+    No champion yet (the features of the first training window are built before any model exists):
+    nothing to score, the task is skipped with that reason and no predictions event follows."""
+    from flywheel.scoring import NoChampion, ScoringError, score_days
 
     try:
         results = score_days(ready["days"])
+    except NoChampion as exc:
+        raise AirflowSkipException(f"{exc}; nothing scored (train one with flights_training, then rerun this run)") from exc
     except ScoringError as exc:
         raise AirflowFailException(str(exc)) from exc
     extra = {k: results[0][k] for k in ("ds", "path", "rows", "model_version")}

@@ -1,6 +1,7 @@
 """What a task instance of a Flywheel run produced, found in the lake and in the task's XCom.
 
-The run's days: its ``from_ds``/``to_ds`` conf (a range run), else its logical date, else the
+The run's days: its partition key (an asset-triggered run of scoring, monitoring or retraining: a
+day or ``first..last``), else its ``from_ds``/``to_ds`` conf (a range run), else its logical date, else the
 dates its triggering asset events carry (``ds``, ``days``, ``drift_days``: asset-triggered runs
 have no logical date). Each task id maps to a kind of evidence; a link whose file does not
 exist yet is shown as missing, with the path it will have.
@@ -14,14 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flywheel import config, features, lake, landing, scoring
+from flywheel import config, features, lake, landing, partition_keys, scoring
 from flywheel.ui import files, timeline
 
 QUARANTINE = "quarantine"  # flywheel.validation.gates.QUARANTINE (gates imports the GX helpers)
 LANDING_TASKS = frozenset({"land", "validate_landing"})
-FEATURES_TASKS = frozenset({"build_features", "validate_features", "publish"})
+FEATURES_TASKS = frozenset({"build_features", "validate_features", "emit_features_event"})
 SCORING_TASKS = frozenset({"score"})
-MONITORING_TASKS = frozenset({"monitor", "decide", "drift_detected", "no_drift", "guard", "read_drift_events"})
+MONITORING_TASKS = frozenset({"monitor", "branch_on_drift", "drift_detected", "no_drift", "guard", "read_drift_events"})
 TRAINING_GROUP = "train_and_gate."
 # The train_and_gate tasks whose XCom the evidence reads (the plugin fetches these for training runs).
 TRAINING_XCOM_TASKS = (
@@ -44,6 +45,7 @@ class RunInfo:
     run_id: str
     logical_date: dt.date | None = None
     conf: dict[str, Any] = field(default_factory=dict)
+    partition_key: str | None = None  # the days of an asset-triggered run (a day, or first..last)
     event_extras: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -75,6 +77,11 @@ class Evidence:
 
 def run_days(run: RunInfo) -> list[str]:
     """The days a run worked on (see the module docstring), in order."""
+    if run.partition_key:
+        try:
+            return partition_keys.days_of(run.partition_key)
+        except partition_keys.PartitionKeyError as exc:
+            raise EvidenceError(f"run {run.run_id}: {exc}") from exc
     first, last = run.conf.get("from_ds"), run.conf.get("to_ds")
     if first or last:
         if not first:

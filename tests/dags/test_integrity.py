@@ -102,7 +102,7 @@ def test_house_rules(dagbag):
 def test_flights_features_structure(dagbag):
     dag = dagbag.dags["flights_features"]
     order = [
-        "land", "validate_landing", "wait_for_history", "build_features", "validate_features", "publish", "check_days",
+        "land", "validate_landing", "wait_for_history", "build_features", "validate_features", "emit_features_event", "check_days",
     ]  # fmt: skip
     assert [t.task_id for t in dag.topological_sort()] == order
     for upstream, downstream in zip(order, order[1:], strict=False):
@@ -112,7 +112,7 @@ def test_flights_features_structure(dagbag):
     assert dag.get_task("wait_for_history").mode == "reschedule"
     assert dag.start_date.date().isoformat() == "2013-01-01"
     assert dag.end_date.date().isoformat() == "2013-12-31"
-    assert [a.name for a in dag.get_task("publish").outlets] == ["flights_features"]
+    assert [a.name for a in dag.get_task("emit_features_event").outlets] == ["flights_features"]
     assert set(dag.params.keys()) == {"from_ds", "to_ds"}  # range runs
 
 
@@ -147,7 +147,7 @@ def test_flights_monitoring_structure(dagbag):
     dag = dagbag.dags["flights_monitoring"]
     assert dag.max_active_runs == 1  # the policy counts consecutive days: days run in order
     assert dag.get_task("wait_for_predictions").downstream_task_ids == {"monitor"}
-    assert dag.get_task("decide").downstream_task_ids == {"drift_detected", "no_drift"}
+    assert dag.get_task("branch_on_drift").downstream_task_ids == {"drift_detected", "no_drift"}
     assert [a.name for a in dag.get_task("drift_detected").outlets] == ["drift"]
     assert dag.get_task("no_drift").outlets == []
     # The run fails for days it could not monitor only after the branch emitted its drift event.
@@ -156,9 +156,30 @@ def test_flights_monitoring_structure(dagbag):
     assert check.trigger_rule == "none_failed_min_one_success"
 
 
+def _outlets(dag) -> set[str]:
+    return {a.name for task in dag.tasks for a in task.outlets}
+
+
+def test_the_loop_is_one_chain_of_partitioned_assets(dagbag):
+    """What Airflow's asset graph shows: features -> scoring -> predictions -> monitoring -> drift ->
+    retraining, each consumer a partitioned-asset DAG (its runs know their days from the event's key)."""
+    chain = [
+        ("flights_features", "flights_features", "flights_scoring"),
+        ("flights_scoring", "flights_predictions", "flights_monitoring"),
+        ("flights_monitoring", "drift", "flights_retraining"),
+    ]
+    for producer, asset, consumer in chain:
+        assert _outlets(dagbag.dags[producer]) == {asset}, producer
+        timetable = dagbag.dags[consumer].timetable
+        assert type(timetable).__name__ == "PartitionedAssetTimetable", consumer
+        assert timetable.asset_condition.name == asset, consumer
+    assert _outlets(dagbag.dags["flights_retraining"]) == set()
+    assert type(dagbag.dags["flights_features"].timetable).__name__ != "PartitionedAssetTimetable"  # by date
+
+
 def test_flights_retraining_is_scheduled_on_the_drift_asset(dagbag):
     dag = dagbag.dags["flights_retraining"]
-    assert [a.name for a in dag.timetable.asset_condition.objects] == ["drift"]
+    assert dag.timetable.asset_condition.name == "drift"
     assert dag.max_active_runs == 1
     assert dag.get_task("should_retrain").downstream_task_ids == {"train_and_gate.assemble_training_set"}
     group = [t for t in dag.task_ids if t.startswith("train_and_gate.")]

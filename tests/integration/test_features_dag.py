@@ -138,7 +138,7 @@ def test_a_range_run_publishes_every_good_day_and_fails_naming_the_bad_one(airfl
         "wait_for_history": "success",
         "build_features": "success",
         "validate_features": "success",
-        "publish": "success",
+        "emit_features_event": "success",
         "check_days": "failed",
     }
     good = [dt.date(2013, 1, 3), dt.date(2013, 1, 5), dt.date(2013, 1, 6)]

@@ -53,7 +53,7 @@ def env(tmp_path_factory):
 
 def _write_lake(home: Path) -> None:
     from flywheel import config, lake
-    from flywheel.drift import monitor
+    from flywheel.drift import daily_log
     from flywheel.registry import history
 
     settings = config.load()
@@ -85,7 +85,7 @@ def _write_lake(home: Path) -> None:
         "streak": 2, "report_path": str(report / "report.html"), "quality_ds": DAY, "fired": "drift_share",
         "mlflow_run_id": "mon1",
     }  # fmt: skip
-    lake.write_frame(monitor._history_frame(row), "monitoring", "daily", DAY, settings.lake)
+    lake.write_frame(daily_log.row_frame(row), "monitoring", "daily", DAY, settings.lake)
     history.append_record(
         settings,
         {
@@ -222,7 +222,7 @@ def test_task_evidence(client, auth):
     assert client.get("/flywheel/evidence/flights_features/nope/land", headers=auth).status_code == 404
 
     _add_run("flights_monitoring", "m1", dt.datetime(2013, 1, 5, tzinfo=dt.UTC), {}, {})
-    monitor = client.get("/flywheel/evidence/flights_monitoring/m1/decide", headers=auth).text
+    monitor = client.get("/flywheel/evidence/flights_monitoring/m1/branch_on_drift", headers=auth).text
     assert "/flywheel/files/lake/reports/monitoring/ds=2013-01-05/report.html" in monitor
 
     trained = {"run_id": "abc", "experiment_id": "7", "model_name": "flights_delay", "model_version": 3, "as_of": DAY}

@@ -196,7 +196,7 @@ def test_run_days():
     "task_id, kind",
     [
         ("land", "landing"), ("validate_landing", "landing"), ("build_features", "features"),
-        ("validate_features", "features"), ("publish", "features"), ("score", "scoring"), ("monitor", "monitoring"),
+        ("validate_features", "features"), ("emit_features_event", "features"), ("score", "scoring"), ("monitor", "monitoring"),
         ("decide", "monitoring"), ("drift_detected", "monitoring"), ("no_drift", "monitoring"), ("guard", "monitoring"),
         ("train_and_gate.train_challenger", "training"), ("train_and_gate.promote_or_reject", "training"),
         ("rollback_champion", "training"), ("wait_for_history", None), ("choose_mode", None), ("should_retrain", None),
@@ -258,7 +258,7 @@ def test_features_scoring_monitoring_evidence(settings):
     _write(settings.lake / f"features/flights/ds={DAY}/_manifest.json", "{}")
     _write(settings.lake / f"predictions/flights/ds={DAY}/_manifest.json", json.dumps({"rows": 5, "model_version": 2}))
     run = evidence.RunInfo("x", "r", dt.date(2013, 1, 5))
-    features = evidence.for_task(run, "publish", {}, settings).sections[0].items
+    features = evidence.for_task(run, "emit_features_event", {}, settings).sections[0].items
     assert [i.title for i in features] == ["features manifest", "features gate summary"]
     assert features[1].missing.startswith("not written yet")
     scored = evidence.for_task(run, "score", {}, settings).sections[0].items
