@@ -151,8 +151,9 @@ class AirflowAPI:
                 )
             time.sleep(poll)
 
-    def trigger(self, dag_id: str, conf: dict[str, Any]) -> dict[str, Any]:
-        body = self._client.TriggerDAGRunPostBody(logical_date=None, conf=conf)
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None, partition_key: str | None = None) -> dict[str, Any]:
+        """A manual run with ``conf``; of a partitioned (asset-driven) DAG, for ``partition_key``."""
+        body = self._client.TriggerDAGRunPostBody(logical_date=None, conf=conf or {}, partition_key=partition_key)
         return _json(self.call(f"trigger {dag_id}", self.dag_runs.trigger_dag_run, dag_id, body, idempotent=False))
 
     def instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
