@@ -43,8 +43,10 @@ def keys_of(days: list[str]) -> list[str]:
 
 def days_of(key: str, max_days: int | None = None) -> list[str]:
     """The days of ``key``, in order; a malformed key (or one longer than ``max_days``) is an error."""
-    first, _, last = key.partition(SEPARATOR)
+    first, separator, last = key.partition(SEPARATOR)
     try:
+        if separator and not last:
+            raise ValueError("a range without its last day")
         days = [d.isoformat() for d in lake.days_between(first, last or first)]
     except (lake.LakeError, ValueError) as exc:
         raise PartitionKeyError(

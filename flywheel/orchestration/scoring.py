@@ -8,6 +8,7 @@ from typing import Any
 from airflow.sdk import PokeReturnValue, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from flywheel import partition_keys
 from flywheel.orchestration import alerts
 from flywheel.orchestration.assets import PREDICTIONS
 from flywheel.orchestration.days import check_days, poke_upstream, run_days
@@ -44,6 +45,8 @@ def score(ready: dict[str, Any], outlet_events: Any = None) -> dict[str, Any]:
     if len(results) > 1:
         extra.update(days=[r["ds"] for r in results], rows=sum(r["rows"] for r in results))
     outlet_events[PREDICTIONS].extra = extra
+    # Keyed by the days scored (the run's own key, or a manual run's Params): monitoring follows them.
+    outlet_events[PREDICTIONS].add_partitions(partition_keys.keys_of([r["ds"] for r in results]))
     done = {"days": [r["ds"] for r in results], "failed": ready["failed"]}
     return {**results[0], **done} if len(results) == 1 else {**extra, **done, "results": results}
 

@@ -45,8 +45,8 @@ class RunInfo:
     run_id: str
     logical_date: dt.date | None = None
     conf: dict[str, Any] = field(default_factory=dict)
-    partition_key: str | None = None  # the days of an asset-triggered run (a day, or first..last)
     event_extras: list[dict[str, Any]] = field(default_factory=list)
+    partition_key: str | None = None  # the days of an asset-triggered run (a day, or first..last)
 
 
 @dataclass

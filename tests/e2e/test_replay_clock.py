@@ -3,8 +3,8 @@
 Runs last in the e2e tier (tests/conftest.py sorts it there): it restarts the tier's Airflow with
 the replay clock on, one 2013 day a minute from 11 January (the tier's lake holds 1..10 January and
 a champion). Within a bounded time the scheduler must create at least two ``scheduled`` runs of
-``flights_features``, each processing the clock's next day, and scoring and monitoring runs of the
-same ticks must follow and succeed.
+``flights_features``, each processing the clock's next day, and the scoring and monitoring runs of
+the same days must follow, created by the asset events (partition key = the day), and succeed.
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ DAILY = ("flights_features", "flights_scoring", "flights_monitoring")
 
 
 def _scheduled(api, dag_id: str) -> list[dict]:
-    return [r for r in api.runs(dag_id, order_by="run_after") if r["run_type"] == "scheduled"]
+    """The runs the scheduler made by itself: on the clock (features), from asset events (the others)."""
+    kind = "scheduled" if dag_id == "flights_features" else "asset_triggered"
+    return [r for r in api.runs(dag_id, order_by="run_after") if r["run_type"] == kind]
 
 
 @pytest.mark.timeout(900)
@@ -67,13 +69,13 @@ def test_the_scheduler_runs_the_loop_on_the_replay_clock_by_itself(airflow_stack
         landed = api.xcom_value("flights_features", r["dag_run_id"], "land")
         assert landed["days"] == [day.isoformat()]
         assert lake.exists("features", "flights", day, settings.lake)
-    # Scoring and monitoring ran on the same ticks, for the same days, after the features.
+    # Scoring and monitoring ran for the same days, created by the asset events, after the features.
     for dag_id, zone in (("flights_scoring", "predictions"), ("flights_monitoring", "monitoring")):
-        ticks = {r["logical_date"]: r for r in done[dag_id]}
+        by_key = {r["partition_key"]: r for r in done[dag_id]}
         for r, day in zip(features[:2], days[:2], strict=True):
-            follower = ticks.get(r["logical_date"])
-            assert follower is not None, f"{dag_id} has no scheduled run for the tick of {day}: {sorted(ticks)}"
-            assert follower["end_date"] >= r["end_date"]
+            follower = by_key.get(day.isoformat())
+            assert follower is not None, f"{dag_id} has no asset-triggered run for {day}: {sorted(by_key)}"
+            assert follower["logical_date"] is None and follower["run_after"] >= r["start_date"]
         dataset = "daily" if zone == "monitoring" else "flights"
         assert all(lake.exists(zone, dataset, day, settings.lake) for day in days[:2])
 

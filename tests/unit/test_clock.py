@@ -224,9 +224,9 @@ def test_a_dag_on_the_replay_clock_round_trips_through_airflows_serialization(en
     env.setenv("FLYWHEEL_REPLAY_SECONDS", "60")
     env.setenv("FLYWHEEL_REPLAY_EPOCH", EPOCH.isoformat())
     env.setenv("FLYWHEEL_REPLAY_FROM", "2013-01-29")
-    path = Path(__file__).resolve().parents[2] / "dags" / "flights_scoring.py"
+    path = Path(__file__).resolve().parents[2] / "dags" / "flights_features.py"
     bag = DagBag(dag_folder=str(path))
     assert not bag.import_errors, bag.import_errors
-    dag = DagSerialization.from_dict(DagSerialization.to_dict(bag.dags["flights_scoring"]))
+    dag = DagSerialization.from_dict(DagSerialization.to_dict(bag.dags["flights_features"]))
     assert type(dag.timetable).__name__ == "ReplayTimetable"
     assert dag.timetable.clock.first_day == dt.date(2013, 1, 29) and dag.max_active_runs == 1

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from flywheel.orchestration.days import finish, outcome, range_params, run_days
+from flywheel.orchestration.days import RangeParamsError, finish, outcome, range_params, run_days
 
 # A run's logical date as Airflow gives it: midnight UTC of the interval that just ended.
 JAN_5 = dt.datetime(2013, 1, 5, tzinfo=dt.UTC)
@@ -83,3 +84,40 @@ def test_a_sensor_fails_a_day_whose_landing_or_features_gate_quarantined_it(tmp_
     assert sorted(result["failed"]) == ["2013-01-02", "2013-01-03"]
     assert "quarantine/features/ds=2013-01-03" in result["failed"]["2013-01-03"]
     assert poke_upstream("wait_for_features", ["2013-01-04"], "features", "flights", "fix it").is_done is False
+
+
+# --- partition keys: the days of an asset-triggered run ------------------------------------------
+
+
+def test_a_partition_key_is_a_day_or_a_range_of_consecutive_days() -> None:
+    from flywheel import partition_keys as pk
+
+    assert pk.key_of(["2013-01-05"]) == "2013-01-05"
+    assert pk.key_of(["2013-01-31", "2013-01-30", "2013-02-01"]) == "2013-01-30..2013-02-01"
+    with pytest.raises(pk.PartitionKeyError, match="not consecutive"):
+        pk.key_of(["2013-01-01", "2013-01-03"])
+    # A range run that quarantined a day in the middle: one key per run of consecutive days.
+    assert pk.keys_of(["2013-01-04", "2013-01-01", "2013-01-02", "2013-01-05"]) == ["2013-01-01..2013-01-02", "2013-01-04..2013-01-05"]
+    assert pk.keys_of([]) == []
+    for key in ("2013-01-05", "2013-12-30..2014-01-02"):
+        assert pk.key_of(pk.days_of(key)) == key
+    assert pk.days_of("2013-12-30..2014-01-02") == ["2013-12-30", "2013-12-31", "2014-01-01", "2014-01-02"]
+
+
+@pytest.mark.parametrize("key", ["2013-02-31", "yesterday", "2013-01-05..", "2013-01-05..2013-01-01", "2013-01-01...2013-01-02"])
+def test_a_malformed_partition_key_names_itself(key) -> None:
+    from flywheel import partition_keys as pk
+
+    with pytest.raises(pk.PartitionKeyError, match=re.escape(repr(key))):
+        pk.days_of(key)
+    with pytest.raises(RangeParamsError, match="partition key"):
+        run_days(None, None, key)
+
+
+def test_the_partition_key_comes_first_then_the_params_then_the_logical_date() -> None:
+    assert run_days(None, None, "2013-01-30..2013-02-01") == ["2013-01-30", "2013-01-31", "2013-02-01"]
+    assert run_days(JAN_5, {"from_ds": "2013-03-01", "to_ds": None}, "2013-01-07") == ["2013-01-07"]
+    with pytest.raises(RangeParamsError, match="more than 731"):
+        run_days(None, None, "2013-01-01..2015-01-05")
+    with pytest.raises(RangeParamsError, match="no partition key, no logical date"):
+        run_days(None, None, None)

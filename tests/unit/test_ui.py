@@ -186,6 +186,11 @@ def test_run_days():
     extras = [{"ds": "2013-02-03", "drift_days": ["2013-02-03", "2013-02-05"]}, {"ds": "2013-02-01"}]
     assert evidence.run_days(run("d", "r", None, {}, extras)) == ["2013-02-01", "2013-02-03", "2013-02-05"]
     assert evidence.run_days(run("d", "r", None)) == []
+    # An asset-triggered run of scoring/monitoring/retraining: its partition key, before its events.
+    assert evidence.run_days(run("d", "r", None, {}, extras, "2013-02-10")) == ["2013-02-10"]
+    assert evidence.run_days(run("d", "r", None, {}, [], "2013-02-27..2013-03-01")) == ["2013-02-27", "2013-02-28", "2013-03-01"]
+    with pytest.raises(evidence.EvidenceError, match="partition key '2013-02-31'"):
+        evidence.run_days(run("d", "r", None, {}, [], "2013-02-31"))
     with pytest.raises(evidence.EvidenceError, match="without from_ds"):
         evidence.run_days(run("d", "r", None, {"to_ds": "2013-01-03"}))
     with pytest.raises(evidence.EvidenceError, match="ends before it starts"):
@@ -197,7 +202,7 @@ def test_run_days():
     [
         ("land", "landing"), ("validate_landing", "landing"), ("build_features", "features"),
         ("validate_features", "features"), ("emit_features_event", "features"), ("score", "scoring"), ("monitor", "monitoring"),
-        ("decide", "monitoring"), ("drift_detected", "monitoring"), ("no_drift", "monitoring"), ("guard", "monitoring"),
+        ("branch_on_drift", "monitoring"), ("drift_detected", "monitoring"), ("no_drift", "monitoring"), ("guard", "monitoring"),
         ("train_and_gate.train_challenger", "training"), ("train_and_gate.promote_or_reject", "training"),
         ("rollback_champion", "training"), ("wait_for_history", None), ("choose_mode", None), ("should_retrain", None),
     ],
