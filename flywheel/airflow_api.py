@@ -9,6 +9,7 @@ and HTTP error answers are not retried: they raise :class:`AirflowAPIError` with
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -35,7 +36,30 @@ class _Unreachable(ConnectionError):
 
 
 def _json(model: Any) -> Any:
+    # Not the models' to_dict(): that keeps datetimes as objects and drops unset keys, and callers
+    # compare and slice the ISO strings the REST API sends (run["logical_date"][:10]).
     return model.model_dump(mode="json", by_alias=True) if hasattr(model, "model_dump") else model
+
+
+def _log_text(lines: list[Any]) -> str:
+    """A try's log as text: each line's event; under an error line, its exceptions (cause chain and
+    groups), one ``Type: message (at file:line)`` each, indented."""
+    out: list[str] = []
+
+    def exceptions(records: list[dict[str, Any]], depth: int) -> None:
+        for exc in records:
+            frames = exc.get("frames") or []
+            where = f" (at {frames[-1]['filename']}:{frames[-1]['lineno']})" if frames else ""
+            out.append(f"{'  ' * depth}{exc.get('exc_type')}: {exc.get('exc_value')}{where}")
+            exceptions(exc.get("exceptions") or [], depth + 1)
+
+    for line in lines:
+        if not isinstance(line, dict):  # the endpoint's other shape: plain strings
+            out.append(str(line))
+            continue
+        out.append(str(line.get("event", "")))
+        exceptions(line.get("error_detail") or [], 1)
+    return "\n".join(out)
 
 
 class AirflowAPI:
@@ -61,6 +85,8 @@ class AirflowAPI:
 
     def token(self) -> str:
         """A fresh access token for the configured user (``POST /auth/token``)."""
+        # Plain HTTP: the token endpoint belongs to the auth manager, not to the API the client is
+        # generated from (its LoginApi.login is the browser's redirect to the login page).
         import httpx
 
         try:
@@ -178,13 +204,22 @@ class AirflowAPI:
         return sorted((_json(t) for t in page.task_instances), key=lambda t: t["try_number"])
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
-        """The log of one try, as text (one line per event)."""
-        resp = self.call(
-            f"GET log of {dag_id}/{run_id}/{task_id} try {try_number}", self.task_instances.get_log,
-            dag_id, run_id, task_id, try_number, full_content=True,
-        )  # fmt: skip
-        content = [_json(line) for line in getattr(resp.content, "actual_instance", resp.content) or []]
-        return "\n".join(line.get("event", "") if isinstance(line, dict) else str(line) for line in content)
+        """The log of one try, as text: one line per event, a failure's exceptions under it."""
+        # The raw answer, not get_log(): the client parses each line into StructuredLogMessage, which
+        # keeps only event and timestamp and drops error_detail, so a failed try's log would read
+        # "Task failed with exception" without the exception. Same client, token and errors otherwise.
+        from airflow_client.client.exceptions import ApiException
+
+        def fetch(**kwargs: Any) -> Any:  # kwargs: call()'s request timeout
+            resp = self.task_instances.get_log_without_preload_content(
+                dag_id, run_id, task_id, try_number, full_content=True, **kwargs
+            )
+            if resp.status >= 400:
+                raise ApiException.from_response(http_resp=resp, body=None, data=None)
+            return json.loads(resp.data)
+
+        answer = self.call(f"GET log of {dag_id}/{run_id}/{task_id} try {try_number}", fetch)
+        return _log_text(answer.get("content") or [])
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
         """Task id -> state (``"none"`` when not scheduled yet) of one run."""
@@ -198,8 +233,6 @@ class AirflowAPI:
         # The endpoint answers one of two shapes (native or string value): a oneOf wrapper.
         value = _json(getattr(entry, "actual_instance", entry))["value"]
         if isinstance(value, str):
-            import json
-
             try:
                 return json.loads(value)
             except ValueError:
