@@ -1,7 +1,8 @@
-"""Does the replay clock keep up? Read the scheduled runs of a running `make live` stack and report.
+"""Does the replay clock keep up? Read the runs of a running `make live` stack and report.
 
 For every day the clock has run: its tick, how late its ``flights_features`` run started, and how
-long after the tick the features, scoring and monitoring runs of that day ended. A clock keeps up
+long after the tick the features run and the scoring and monitoring runs its events created (their
+partition key: that day) ended. A clock keeps up
 when every run starts within a tick of its tick (loops of consecutive days may overlap); when it
 does not, the clock lags (the next day starts as soon as the one before is done), it never skips a day.
 
@@ -29,6 +30,18 @@ def _at(value: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(value) if value else None
 
 
+def _runs_by_day(api: AirflowAPI, dag_id: str) -> dict[dt.date, dict]:
+    """The runs the scheduler made by itself, by data day: the clock's runs of the features (their
+    logical date), the runs of scoring and monitoring the asset events created (their partition key)."""
+    out = {}
+    for r in api.runs(dag_id, order_by="run_after"):
+        if dag_id == "flights_features" and r["run_type"] == "scheduled":
+            out[clock.data_day(dt.datetime.fromisoformat(r["logical_date"]))] = r
+        elif r["run_type"] == "asset_triggered" and r.get("partition_key") and ".." not in r["partition_key"]:
+            out[dt.date.fromisoformat(r["partition_key"])] = r
+    return out
+
+
 def main() -> int:
     import json
     import os
@@ -41,25 +54,23 @@ def main() -> int:
     os.environ.update(json.loads(kept.read_text()))
     settings = config.load()
     api = AirflowAPI(settings)
-    runs = {dag_id: [r for r in api.runs(dag_id, order_by="run_after") if r["run_type"] == "scheduled"] for dag_id in DAILY}
-    if not runs["flights_features"]:
+    by_day = {dag_id: _runs_by_day(api, dag_id) for dag_id in DAILY}
+    if not by_day["flights_features"]:
         print("no scheduled flights_features run yet: is `make live` running, and has its clock ticked?")
         return 1
     replay = settings.replay
-    by_day = {dag_id: {r["logical_date"]: r for r in rs} for dag_id, rs in runs.items()}
     print(f"{'data day':10} {'tick (UTC)':19} {'start lag':>9} {'features':>9} {'scoring':>8} {'monitoring':>10}"
           "  (seconds after the tick)")
     behind = done = 0
     worst = 0.0
-    for key in sorted(by_day["flights_features"]):
-        day = clock.data_day(dt.datetime.fromisoformat(key))
+    for day in sorted(by_day["flights_features"]):
         tick = replay.run_time(day)
-        start = _at(by_day["flights_features"][key].get("start_date"))
+        start = _at(by_day["flights_features"][day].get("start_date"))
         cells = []
         ends = []
         starts = []
         for dag_id in DAILY:
-            r = by_day[dag_id].get(key)
+            r = by_day[dag_id].get(day)
             end = _at(r["end_date"]) if r else None
             ends.append(end)
             starts.append(_at(r.get("start_date")) if r else None)
