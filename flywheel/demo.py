@@ -322,7 +322,7 @@ def step_forward(demo: Demo) -> None:
     range run of each DAG), as time would pass in production. Drift makes the scheduler start flights_retraining; once a
     retraining has promoted a new champion the loop follows it for FOLLOW_DAYS more days, then stops
     (a rejected challenger leaves the old champion in place and the loop goes on)."""
-    from flywheel.drift.monitor import read_monitoring_history
+    from flywheel.drift.daily_log import read_monitoring_history
     from flywheel.registry import history
 
     for dag_id in (SCORING_DAG, MONITORING_DAG, RETRAINING_DAG):
@@ -398,7 +398,7 @@ def summary(demo: Demo) -> int:
         )
     forward = demo.results.get("forward")
     if forward:
-        from flywheel.drift.monitor import read_monitoring_history
+        from flywheel.drift.daily_log import read_monitoring_history
 
         ok = ok and all(st == "success" for states in forward.values() for st in states.values())
         hist = read_monitoring_history(demo.settings)

@@ -62,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = config.load()
 
-    from flywheel.drift.monitor import DriftError, monitor_day, read_monitoring_history
+    from flywheel.drift import DriftError
+    from flywheel.drift.daily_log import read_monitoring_history
+    from flywheel.drift.monitor import monitor_day
 
     if args.command == "history":
         frame = read_monitoring_history(settings)

@@ -33,7 +33,8 @@ def wait_for_predictions(logical_date: Any = None, params: dict[str, Any] | None
 def monitor(ready: dict[str, Any]) -> dict[str, Any]:
     """Evidently report (data drift, prediction drift, quality) for each day in date order, saved and
     logged, the policy applied; returns each day's history row, the policy's evidence and the paths."""
-    from flywheel.drift.monitor import DriftError, monitor_day
+    from flywheel.drift import DriftError
+    from flywheel.drift.monitor import monitor_day
 
     done, failed, results = [], {}, []
     for day in ready["days"]:  # in order: the policy counts consecutive drifting days

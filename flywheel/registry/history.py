@@ -157,8 +157,8 @@ def latest_day(settings: Settings) -> str | None:
     """The latest data day the loop has seen: its last monitored day or the latest ``as_of`` in the
     history (None before either). A rollback without a date is dated by it, so its cooldown covers
     the drift events that follow it."""
-    from flywheel.drift import monitor
+    from flywheel.drift import daily_log
 
-    days = [d.isoformat() for d in lake.list_partitions(monitor.HISTORY_ZONE, monitor.HISTORY_DATASET, settings.lake)]
+    days = [d.isoformat() for d in lake.list_partitions(daily_log.HISTORY_ZONE, daily_log.HISTORY_DATASET, settings.lake)]
     days += [str(r["as_of"])[:10] for r in read_history(settings) if r.get("as_of")]
     return max(days) if days else None

@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 from flywheel import config, features, lake, landing
-from flywheel.drift import monitor
+from flywheel.drift import daily_log, publish
 from flywheel.ui import files
 
 # Holdout metrics shown per version (all of them are in the history record and in MLflow).
@@ -84,7 +84,7 @@ def retraining_dates(records: list[dict[str, Any]]) -> list[str]:
 
 def report_path(ds: str, settings: config.Settings) -> Any:
     """Where the monitoring of day ``ds`` wrote its Evidently report."""
-    return lake.partition_path(monitor.REPORTS_ZONE, monitor.REPORTS_DATASET, ds, settings.lake) / monitor.REPORT_FILE
+    return publish.report_dir(ds, settings) / publish.REPORT_FILE
 
 
 def monitoring_rows(history: list[dict[str, Any]], settings: config.Settings) -> list[dict[str, Any]]:
@@ -150,5 +150,5 @@ def thresholds(settings: config.Settings) -> dict[str, float]:
 
 def read_monitoring(settings: config.Settings) -> list[dict[str, Any]]:
     """The monitoring history as plain records ([] before the first monitored day)."""
-    frame = monitor.read_monitoring_history(settings)
+    frame = daily_log.read_monitoring_history(settings)
     return frame.astype(object).where(frame.notna(), None).to_dict("records")

@@ -48,7 +48,7 @@ def test_the_api_refuses_anonymous_requests_and_accepts_the_generated_login(airf
 
 def test_drift_starts_retraining_through_the_scheduler(airflow_stack):
     from flywheel import demo
-    from flywheel.drift.monitor import read_monitoring_history
+    from flywheel.drift.daily_log import read_monitoring_history
     from flywheel.registry import history
 
     settings = airflow_stack

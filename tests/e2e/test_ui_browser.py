@@ -96,7 +96,7 @@ def _follow_in_frame(page: Any, frame: Any, link: Any, part: str) -> Any:
 
 
 def test_model_health_is_one_click_from_the_navigation(page, airflow_stack, screenshots):
-    from flywheel.drift.monitor import read_monitoring_history
+    from flywheel.drift.daily_log import read_monitoring_history
 
     monitored = read_monitoring_history(airflow_stack)["ds"].tolist()
     assert monitored, "the drift loop test monitors days first; run the e2e tier as a whole"
@@ -115,7 +115,7 @@ def test_model_health_is_one_click_from_the_navigation(page, airflow_stack, scre
 
 
 def test_a_days_report_and_a_training_run_are_one_more_click(page, airflow_stack):
-    from flywheel.drift.monitor import read_monitoring_history
+    from flywheel.drift.daily_log import read_monitoring_history
     from flywheel.registry import history
 
     day = read_monitoring_history(airflow_stack)["ds"].tolist()[-1]

@@ -1,4 +1,4 @@
-"""flywheel.drift.monitor: Evidently drift on frames with a known shift, quality, and one monitored day end to end."""
+"""flywheel.drift: Evidently drift on frames with a known shift, quality, and one monitored day end to end."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ import pytest
 from mlflow_store import features_frame, fresh_store, register, tiny_pipeline
 
 from flywheel import features, lake, schema
-from flywheel.drift import monitor
-from flywheel.drift.monitor import DriftError, drift_metrics, quality_metrics
+from flywheel.drift import DriftError, daily_log, monitor
+from flywheel.drift.quality import quality_frame, quality_metrics
+from flywheel.drift.reference import baseline_thresholds, clear_reference_cache, column_distance
+from flywheel.drift.report import COLUMN_DRIFT_THRESHOLD, MONITORED_FEATURES, PROBABILITY, drift_metrics
 from flywheel.training.data import MODEL_FEATURES
 
 CARRIERS = ("AA", "B6", "DL", "UA", "EV")
@@ -34,8 +36,8 @@ def model_frame(rows: int, seed: int, shift: dict[str, float] | None = None) -> 
     )
     for col in features.NUMERIC_FEATURES:
         frame[col] = rng.normal(size=rows) + (shift or {}).get(col, 0.0)
-    frame[monitor.PROBABILITY] = rng.beta(2, 6, rows) + (shift or {}).get(monitor.PROBABILITY, 0.0)
-    frame[schema.LABEL] = (rng.uniform(size=rows) < frame[monitor.PROBABILITY]).astype("int64")
+    frame[PROBABILITY] = rng.beta(2, 6, rows) + (shift or {}).get(PROBABILITY, 0.0)
+    frame[schema.LABEL] = (rng.uniform(size=rows) < frame[PROBABILITY]).astype("int64")
     return frame
 
 
@@ -45,16 +47,16 @@ def reference() -> pd.DataFrame:
 
 
 def test_monitored_features_leave_out_the_day_constants() -> None:
-    assert set(monitor.MONITORED_FEATURES) == set(MODEL_FEATURES) - {"day_of_week", "day_of_year", "is_weekend"}
-    assert len(monitor.MONITORED_FEATURES) == len(MODEL_FEATURES) - 3
+    assert set(MONITORED_FEATURES) == set(MODEL_FEATURES) - {"day_of_week", "day_of_year", "is_weekend"}
+    assert len(MONITORED_FEATURES) == len(MODEL_FEATURES) - 3
 
 
 def test_a_sample_of_the_same_distribution_does_not_drift(reference: pd.DataFrame) -> None:
     m = drift_metrics(reference, model_frame(800, seed=2))
     assert (m["n_drifted"], m["drift_share"], m["drifted_features"]) == (0, 0.0, [])
-    assert m["n_columns"] == len(monitor.MONITORED_FEATURES)
-    assert max(m["column_drift"].values()) < monitor.COLUMN_DRIFT_THRESHOLD
-    assert m["prediction_drift_distance"] < monitor.COLUMN_DRIFT_THRESHOLD
+    assert m["n_columns"] == len(MONITORED_FEATURES)
+    assert max(m["column_drift"].values()) < COLUMN_DRIFT_THRESHOLD
+    assert m["prediction_drift_distance"] < COLUMN_DRIFT_THRESHOLD
     # Without calibrated thresholds, the ratio is over the default 0.1.
     assert m["prediction_drift"] == pytest.approx(m["prediction_drift_distance"] / 0.1)
     assert m["column_methods"]["temp"] == "wasserstein"
@@ -72,7 +74,7 @@ def test_a_shifted_numeric_column_is_flagged(reference: pd.DataFrame) -> None:
 
 
 def test_a_shifted_category_mix_and_shifted_scores_are_flagged(reference: pd.DataFrame) -> None:
-    current = model_frame(800, seed=2, shift={monitor.PROBABILITY: 0.15})
+    current = model_frame(800, seed=2, shift={PROBABILITY: 0.15})
     current["carrier"] = np.where(np.arange(800) % 5 == 0, "B6", "UA")  # 80 % UA instead of 20 %
     m = drift_metrics(reference, current, columns=SOME)
     assert m["drifted_features"] == ["carrier"]
@@ -86,13 +88,13 @@ def test_column_distance_is_evidentlys_number(reference: pd.DataFrame) -> None:
     current = model_frame(800, seed=2, shift={"temp": 0.5})
     current.loc[current.index[:100], "temp"] = np.nan
     m = drift_metrics(reference, current, columns=["carrier", "temp"])
-    assert monitor.column_distance(reference["temp"], current["temp"], False) == pytest.approx(
+    assert column_distance(reference["temp"], current["temp"], False) == pytest.approx(
         m["column_drift"]["temp"]
     )
-    assert monitor.column_distance(reference["carrier"], current["carrier"], True) == pytest.approx(
+    assert column_distance(reference["carrier"], current["carrier"], True) == pytest.approx(
         m["column_drift"]["carrier"], abs=1e-6
     )
-    assert monitor.column_distance(reference["temp"], current["temp"].iloc[:100], False) is None
+    assert column_distance(reference["temp"], current["temp"].iloc[:100], False) is None
 
 
 def test_baseline_thresholds_are_the_window_days_95th_percentile() -> None:
@@ -104,8 +106,8 @@ def test_baseline_thresholds_are_the_window_days_95th_percentile() -> None:
         days.append(day)
     window = pd.concat(days, ignore_index=True)
     reference = model_frame(3000, seed=1)
-    t = monitor.baseline_thresholds(reference, window, columns=["temp", "humid", "carrier"])
-    per_day = [monitor.column_distance(reference["temp"], d["temp"], False) for d in days]
+    t = baseline_thresholds(reference, window, columns=["temp", "humid", "carrier"])
+    per_day = [column_distance(reference["temp"], d["temp"], False) for d in days]
     assert t["temp"] == round(float(np.quantile(per_day, 0.95)), 6)
     assert 1.7 < t["temp"] < 2.0
     assert 0.1 <= t["humid"] < 0.2  # unshifted: sampling noise of 400-row days, or the floor
@@ -178,7 +180,7 @@ def test_monitor_day_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     from flywheel.drift.__main__ import main as cli
 
     settings = fresh_store(tmp_path, monkeypatch, FLYWHEEL_DRIFT_SHARE="0.5", FLYWHEEL_DRIFT_CONSECUTIVE_DAYS="2")
-    monitor.clear_reference_cache()
+    clear_reference_cache()
     window = [features_frame(_day(n), rows=150, seed=n) for n in range(5)]  # 01-01 .. 01-05
     for frame in window:
         lake.write_frame(frame, "features", features.DATASET, frame["ds"].iloc[0], settings.lake)
@@ -206,7 +208,7 @@ def test_monitor_day_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert first["reference"]["window"] == "2013-01-01..2013-01-05"
     assert first["reference"]["window_source"] == "model version tag 'window'"
     assert (first["reference"]["rows"], first["reference"]["days"]) == (750, 5)
-    assert set(first["reference"]["thresholds"]) == {*monitor.MONITORED_FEATURES, "probability"}
+    assert set(first["reference"]["thresholds"]) == {*MONITORED_FEATURES, "probability"}
     assert min(first["reference"]["thresholds"].values()) >= 0.1
     report = Path(first["paths"]["report"])
     assert report == lake.partition_path("reports", "monitoring", _day(5), settings.lake) / "report.html"
@@ -221,10 +223,10 @@ def test_monitor_day_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
     # A rerun replaces the day's history row; the history is one row per day, oldest first.
     monitor.monitor_day(_day(6), settings)
-    history = monitor.read_monitoring_history(settings)
+    history = daily_log.read_monitoring_history(settings)
     assert list(history["ds"]) == ["2013-01-06", "2013-01-07"]
     assert list(history["decision"]) == ["ok", "drift"]
-    assert list(history.columns[:12]) == list(monitor.HISTORY_COLUMNS[:12])
+    assert list(history.columns[:12]) == list(daily_log.HISTORY_COLUMNS[:12])
 
     runs = mlflow.search_runs(experiment_names=[settings.mlflow_experiment + "_monitoring"], output_format="list")
     assert sorted(r.info.run_name for r in runs) == ["monitor-2013-01-06", "monitor-2013-01-07", "monitor-2013-01-07"]
@@ -265,12 +267,12 @@ def test_quality_pools_the_window_of_the_monitored_version(tmp_path: Path, monke
     predictions(d - dt.timedelta(days=2), 2, 6)  # another version's rows never mix in
     predictions(d - dt.timedelta(days=3), 1, 8)  # outside the 3-day window
     current = pd.DataFrame({"probability": [0.1, 0.9], schema.LABEL: [0, 1]})
-    frame, quality_day, note = monitor._quality_frame(d, current, settings, 1)
+    frame, quality_day, note = quality_frame(d, current, settings, 1)
     assert quality_day == d
     assert len(frame) == 4 + 2
     assert "2 scored day(s) in 2013-02-08..2013-02-10" in note
 
     monkeypatch.setenv("FLYWHEEL_LABEL_LAG_DAYS", "1")
-    frame, quality_day, note = monitor._quality_frame(d, current, config.load(), 1)
+    frame, quality_day, note = quality_frame(d, current, config.load(), 1)
     # D has no labels yet: the window moves back a day, to 2013-02-07..2013-02-09 (v1 rows: 8 + 4).
     assert quality_day == d - dt.timedelta(days=1) and len(frame) == 12
