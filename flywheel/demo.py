@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from flywheel import config, features, lake, landing, stack
+from flywheel import config, features, lake, landing, partition_keys, stack
 from flywheel.airflow_api import AirflowAPI, AirflowAPIError
 
 FEATURE_DAG = "flights_features"
@@ -188,6 +188,41 @@ def range_run(demo: Demo, dag_id: str, start: dt.date, end: dt.date) -> dict[str
     return dict.fromkeys(days, "success")
 
 
+def follow(demo: Demo, dag_id: str, start: dt.date, end: dt.date, timeout: float = 1800) -> dict[str, Any]:
+    """The run of an asset-driven DAG for ``start..end`` that the scheduler creates from the upstream
+    event (partition key ``start..end``): wait for it to appear and finish, printing its progress;
+    nobody triggers it. Returns the finished run; a failed one stops the demo."""
+    key = partition_keys.key_of([d.isoformat() for d in demo.days(start, end)])
+    deadline = time.monotonic() + timeout
+    last_line = ""
+    while True:
+        runs = [r for r in demo.api.runs(dag_id, order_by="run_after") if r.get("partition_key") == key]
+        run = runs[-1] if runs else None
+        if run is None:
+            line = f"{dag_id}: waiting for the scheduler to create the run of partition {key} (from the asset event)"
+        else:
+            states = demo.api.task_states(dag_id, run["dag_run_id"])
+            running = sorted(t for t, st in states.items() if st in ("running", "queued"))
+            done = sum(st in ("success", "skipped") for st in states.values())
+            line = f"{dag_id}: {run['run_type']} run of partition {key}: {run['state']}, {done}/{len(states)} tasks done" + (
+                f" | now {','.join(running)}" if running else ""
+            )
+        if line != last_line:
+            demo.say(line)
+            last_line = line
+        if run is not None and run["state"] == "success":
+            return run
+        if run is not None and run["state"] == "failed":
+            raise DemoError(
+                f"{dag_id} run {run['dag_run_id']} of partition {key} failed: see its failed task's log in the UI "
+                f"({demo.settings.airflow_url}) or under {demo.settings.airflow_home / 'logs'}"
+            )
+        if time.monotonic() > deadline:
+            raise DemoError(f"{dag_id}: no finished run of partition {key} after {timeout:.0f}s: {line}")
+        _watch_stack(demo)
+        time.sleep(1)
+
+
 def xcom(demo: Demo, dag_id: str, run_id: str, task_id: str) -> Any:
     """A task's return value (XCom), through the REST API."""
     return demo.api.xcom_value(dag_id, run_id, task_id)
@@ -225,10 +260,14 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 
 def step_features(demo: Demo) -> None:
-    """The first training window's features: one range run of flights_features (one Spark job)."""
-    wait_for_dag(demo, FEATURE_DAG)
+    """The first training window's features: one range run of flights_features (one Spark job). Its
+    event starts a flights_scoring run, which finds no champion yet and skips: waited for here, so
+    that it cannot score the window with the champion trained next."""
+    for dag_id in (FEATURE_DAG, SCORING_DAG, MONITORING_DAG, RETRAINING_DAG):
+        wait_for_dag(demo, dag_id)
     states = range_run(demo, FEATURE_DAG, demo.start, demo.end)
     demo.results["features"] = [_day_row(demo.settings, lake.parse_ds(ds), s) for ds, s in states.items()]
+    follow(demo, SCORING_DAG, demo.start, demo.end)
 
 
 def step_training(demo: Demo) -> None:
@@ -318,31 +357,27 @@ def wait_for_retraining(demo: Demo, expect_new: bool, known: int, grace: float =
 
 
 def step_forward(demo: Demo) -> None:
-    """Week by week after the first champion: features, scoring and monitoring of each new week (a
-    range run of each DAG), as time would pass in production. Drift makes the scheduler start flights_retraining; once a
+    """Week by week after the first champion: one range run of flights_features per new week, as time
+    would pass in production; its event makes the scheduler run flights_scoring for the week, whose
+    event makes it run flights_monitoring (followed here, never triggered). Drift makes the scheduler start flights_retraining; once a
     retraining has promoted a new champion the loop follows it for FOLLOW_DAYS more days, then stops
     (a rejected challenger leaves the old champion in place and the loop goes on)."""
     from flywheel.drift.daily_log import read_monitoring_history
     from flywheel.registry import history
 
-    for dag_id in (SCORING_DAG, MONITORING_DAG, RETRAINING_DAG):
-        wait_for_dag(demo, dag_id)
     day, stop_at = demo.end + dt.timedelta(days=1), demo.until
     demo.results["forward"] = {"features": {}, "scoring": {}, "monitoring": {}}
     while day <= stop_at:
         end = min(day + dt.timedelta(days=demo.week - 1), stop_at)
         demo.say(f"--- week {day}..{end} ---")
         known = len(_retraining_runs(demo))
-        # One range run per DAG, one DAG after the other: the week is scored before its monitoring
-        # can start a retraining, so which champion scored a day never depends on timing.
-        for dag_id in (FEATURE_DAG, SCORING_DAG, MONITORING_DAG):
-            states = range_run(demo, dag_id, day, end)
-            demo.results["forward"][
-                {FEATURE_DAG: "features", SCORING_DAG: "scoring", MONITORING_DAG: "monitoring"}[dag_id]
-            ].update(states)
-            failed = sorted(ds for ds, st in states.items() if st != "success")
-            if failed:
-                raise DemoError(f"{dag_id} failed for {failed}: see the UI ({demo.settings.airflow_url})")
+        # One week at a time: the week is scored and monitored before the next week's features, so
+        # which champion scored a day never depends on timing.
+        states = range_run(demo, FEATURE_DAG, day, end)
+        demo.results["forward"]["features"].update(states)
+        for dag_id, step in ((SCORING_DAG, "scoring"), (MONITORING_DAG, "monitoring")):
+            run = follow(demo, dag_id, day, end)
+            demo.results["forward"][step].update(dict.fromkeys(states, run["state"]))
         monitored = read_monitoring_history(demo.settings)
         drift_days = monitored.loc[(monitored["ds"] >= day.isoformat()) & (monitored["decision"] == "drift"), "ds"]
         if len(drift_days):

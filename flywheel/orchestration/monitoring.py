@@ -1,9 +1,10 @@
 """Task factories for ``flights_monitoring`` and ``flights_retraining``.
 
-Monitoring: one run per scored day; the drift policy's decision is the run's branch
-(``drift_detected`` emits the ``drift`` asset event with the evidence, ``no_drift`` emits nothing).
-Retraining: started by the scheduler on ``drift`` events; the as-of date comes from the events,
-never from the wall clock (asset-triggered runs have no logical date).
+Monitoring: one run per predictions event (a day, or a range run's days: its partition key); the
+drift policy's decision is the run's branch (``drift_detected`` emits the ``drift`` asset event with
+the evidence, for the same partition key; ``no_drift`` emits nothing).
+Retraining: started by the scheduler on a ``drift`` event; the as-of date comes from the event's
+evidence, never from the wall clock.
 """
 
 from __future__ import annotations
@@ -14,18 +15,44 @@ from typing import Any
 from airflow.sdk import PokeReturnValue, task
 from airflow.sdk.exceptions import AirflowFailException
 
+from flywheel import partition_keys
 from flywheel.orchestration import alerts
 from flywheel.orchestration.assets import DRIFT
 from flywheel.orchestration.days import check_days, outcome, poke_upstream, run_days
 
 
+def unmonitored_before(days: list[str]) -> list[str]:
+    """The scored days the drift policy would look back on from the first of ``days`` (its
+    ``drift_consecutive_days - 1`` days before) that have no monitoring row yet: their monitoring
+    run must come first, since the policy counts consecutive drifting days in date order."""
+    from flywheel import config, lake
+    from flywheel.drift.daily_log import HISTORY_DATASET, HISTORY_ZONE
+
+    settings = config.load()
+    first = lake.parse_ds(min(days))
+    before = [first - dt.timedelta(days=n) for n in range(settings.drift_consecutive_days - 1, 0, -1)]
+    return [
+        d.isoformat() for d in before
+        if lake.exists("predictions", "flights", d, settings.lake)
+        and not lake.exists(HISTORY_ZONE, HISTORY_DATASET, d, settings.lake)
+    ]  # fmt: skip
+
+
 @task.sensor(poke_interval=10, timeout=dt.timedelta(hours=12).total_seconds(), mode="reschedule")
-def wait_for_predictions(logical_date: Any = None, params: dict[str, Any] | None = None) -> PokeReturnValue:
-    """Every day of the run has its predictions published by flights_scoring; a quarantined day
-    fails a one-day run at once, and is left out of a range run (whose last task then fails)."""
+def wait_for_predictions(dag_run: Any = None, params: dict[str, Any] | None = None) -> PokeReturnValue:
+    """Every day of the run (its partition key; a manual run: its Params) has its predictions
+    published by flights_scoring (at once for a run their event created), and every scored day the
+    drift policy looks back on is monitored already: runs created out of date order (a backfill's
+    days finish in any order) are monitored in date order. A quarantined day fails a one-day run at
+    once, and is left out of a range run (whose last task then fails)."""
+    days = run_days(None, params, dag_run.partition_key)
+    earlier = unmonitored_before(days)
+    if earlier:
+        print(f"waiting for the monitoring of the earlier scored day(s) {', '.join(earlier)} (date order)")
+        return PokeReturnValue(is_done=False)
     return poke_upstream(
-        "wait_for_predictions", run_days(logical_date, params), "predictions", "flights",
-        "it will not be scored. Fix the day, rerun flights_features and flights_scoring for it, then clear this run.",
+        "wait_for_predictions", days, "predictions", "flights",
+        "it will not be scored. Fix the day, rerun flights_features for it (its scoring follows), then clear this run.",
     )  # fmt: skip
 
 
@@ -54,7 +81,7 @@ def _drift_days(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 @task.branch
-def decide(result: dict[str, Any]) -> str:
+def branch_on_drift(result: dict[str, Any]) -> str:
     """The policy's decision, as the branch the run takes (visible in the grid): drift if it called
     drift on any day of the run."""
     return "drift_detected" if _drift_days(result) else "no_drift"
@@ -74,6 +101,7 @@ def drift_detected(result: dict[str, Any], outlet_events: Any = None) -> dict[st
     if len(result["days"]) > 1:
         evidence["drift_days"] = [r["row"]["ds"] for r in drifted]
     outlet_events[DRIFT].extra = evidence
+    outlet_events[DRIFT].add_partitions(partition_keys.keys_of(result["days"]))  # the run's days: retraining's key
     print(f"drift on {evidence['ds']}: {evidence.get('reasons')}")
     return evidence
 

@@ -1,9 +1,11 @@
 """The closed loop through the real Airflow scheduler (LocalExecutor, api-server, dag-processor).
 
-The stack and its data come from conftest.py (a champion trained on 8 days, two later days scored);
-only ``flights_monitoring`` runs through the scheduler here. A clean day must not start a retraining;
-a day with injected drift must make the scheduler itself create a ``flights_retraining`` run
-(from the ``drift`` asset event) that finishes with a decision in the promotion history.
+The stack and its data come from conftest.py (a champion trained on 8 days, two later days scored).
+Here a ``flights_scoring`` run is triggered for one day (its partition key); everything after it is
+the scheduler's, through the asset graph: the predictions event creates that day's
+``flights_monitoring`` run (same key). A clean day must not start a retraining; a day with injected
+drift must make the scheduler itself create a ``flights_retraining`` run (from the ``drift`` event,
+same key) that finishes with a decision in the promotion history.
 """
 
 from __future__ import annotations
@@ -21,6 +23,23 @@ def _retraining_runs() -> list[dict]:
     from flywheel.airflow_api import AirflowAPI
 
     return AirflowAPI().runs("flights_retraining")
+
+
+def _score_then_monitor(api, day) -> dict:
+    """Trigger scoring for ``day``; wait for the monitoring run the scheduler creates from the
+    predictions event; both must succeed. Returns the monitoring run."""
+    key = day.isoformat()
+    scoring = api.wait_run("flights_scoring", api.trigger("flights_scoring", partition_key=key)["dag_run_id"], timeout=300)
+    assert scoring["state"] == "success", api.task_states("flights_scoring", scoring["dag_run_id"])
+    deadline = time.monotonic() + 300
+    while not (runs := [r for r in api.runs("flights_monitoring") if r["partition_key"] == key]):
+        assert time.monotonic() < deadline, f"no flights_monitoring run of {key} 5 minutes after its predictions"
+        time.sleep(2)
+    (monitoring,) = runs
+    assert monitoring["run_type"] == "asset_triggered" and monitoring["logical_date"] is None
+    monitoring = api.wait_run("flights_monitoring", monitoring["dag_run_id"], timeout=300)
+    assert monitoring["state"] == "success", api.task_states("flights_monitoring", monitoring["dag_run_id"])
+    return monitoring
 
 
 def test_the_api_refuses_anonymous_requests_and_accepts_the_generated_login(airflow_stack):
@@ -53,19 +72,18 @@ def test_drift_starts_retraining_through_the_scheduler(airflow_stack):
 
     settings = airflow_stack
     run = demo.Demo(settings, CLEAN_DAY, CLEAN_DAY)
-    demo.wait_for_dag(run, "flights_retraining")
-    demo.wait_for_dag(run, "flights_monitoring")
+    for dag_id in ("flights_scoring", "flights_monitoring", "flights_retraining"):
+        demo.wait_for_dag(run, dag_id)
 
-    # A clean day: monitored, no drift, no retraining run.
-    assert demo.backfill(run, "flights_monitoring", max_active_runs=1, poll=2) == {CLEAN_DAY.isoformat(): "success"}
+    # A clean day: scored, monitored (by the run its predictions event created), no drift, no retraining run.
+    _score_then_monitor(run.api, CLEAN_DAY)
     rows = read_monitoring_history(settings)
     assert rows["decision"].tolist() == ["ok"], rows.to_dict("records")
     time.sleep(10)  # give the scheduler the chance to (wrongly) create a run
     assert _retraining_runs() == []
 
     # A drifting day: the policy says drift, the scheduler starts flights_retraining by itself.
-    run = demo.Demo(settings, DRIFT_DAY, DRIFT_DAY)
-    assert demo.backfill(run, "flights_monitoring", max_active_runs=1, poll=2) == {DRIFT_DAY.isoformat(): "success"}
+    _score_then_monitor(run.api, DRIFT_DAY)
     rows = read_monitoring_history(settings)
     assert rows["decision"].tolist() == ["ok", "drift"]
 
@@ -78,7 +96,7 @@ def test_drift_starts_retraining_through_the_scheduler(airflow_stack):
     else:
         pytest.fail(f"no finished flights_retraining run within 15 minutes: {runs}")
     assert len(runs) == 1
-    assert runs[0]["run_type"] == "asset_triggered"
+    assert runs[0]["run_type"] == "asset_triggered" and runs[0]["partition_key"] == DRIFT_DAY.isoformat()
     states = run.api.task_states("flights_retraining", runs[0]["dag_run_id"])
     assert runs[0]["state"] == "success", f"task states {states}; logs under {settings.airflow_home / 'logs'}"
 
