@@ -91,6 +91,20 @@ def feature_rows_digest(settings, day) -> str:
 # -- the session's one real stack (the e2e tier's story; the faults tier drives it afterwards) ------
 
 
+def asset_triggered_run(api, dag_id: str, key: str, timeout: float = 600) -> dict:
+    """The run of ``dag_id`` the scheduler created from an asset event for partition ``key``, once it
+    has finished (there must be exactly one); nobody triggers it."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not (runs := [r for r in api.runs(dag_id, order_by="run_after") if r.get("partition_key") == key]):
+        assert time.monotonic() < deadline, f"no {dag_id} run of partition {key} within {timeout:.0f}s of its event"
+        time.sleep(2)
+    assert len(runs) == 1, runs
+    assert runs[0]["run_type"] == "asset_triggered" and runs[0]["logical_date"] is None, runs[0]
+    return api.wait_run(dag_id, runs[0]["dag_run_id"], timeout=max(60.0, deadline - time.monotonic()))
+
+
 def use_the_session_stack(config) -> None:
     """Make ``prepared`` and ``airflow_stack`` (below) visible to every test: call it from a conftest's
     ``pytest_configure``. Registered once, whichever tier asks first (``register``, not

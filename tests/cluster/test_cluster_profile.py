@@ -4,7 +4,8 @@ metadata on the PostgreSQL server at 127.0.0.1:5432, every part a separate proce
 
 One stack for the module (its fixture stops it when the module ends). A short story runs through
 the scheduler: eleven feature days (one range run, on the Spark cluster), a first champion
-(flights_training), scoring and monitoring of a day with injected drift, and the retraining the
+(flights_training; the features' event starts a scoring run that skips, no champion yet), scoring of a
+day with injected drift (its event starts the monitoring run), and the retraining the
 scheduler starts by itself from the drift event. Then the checks, made from the outside: task
 instances on both workers' host names, the Spark application in the master's status, the model
 and runs on the MLflow server's REST API, no local MLflow store. Last, a fault: SIGKILL of the
@@ -22,7 +23,7 @@ import pytest
 
 from tests.e2e.story import ENV as STORY_ENV
 from tests.e2e.story import inject_drift
-from tests.services import feature_rows_digest, listening_addresses, require
+from tests.services import asset_triggered_run, feature_rows_digest, listening_addresses, require
 
 pytestmark = [pytest.mark.cluster, pytest.mark.spark]
 
@@ -102,11 +103,17 @@ def story(cluster):
         api.unpause(dag_id)
     runs = {}
     runs["features"] = _run(api, "flights_features", {"from_ds": DAYS[0].isoformat(), "to_ds": DAYS[-1].isoformat()})
+    # Its event started a scoring run of the same days, which finds no champion yet and skips.
+    first = asset_triggered_run(api, "flights_scoring", f"{DAYS[0].isoformat()}..{DAYS[-1].isoformat()}")
+    assert first["state"] == "success" and api.task_states("flights_scoring", first["dag_run_id"])["score"] == "skipped"
     runs["training"] = _run(api, "flights_training", {"as_of": AS_OF.isoformat(), "window_days": 9, "tuning_trials": 1})
     inject_drift(DRIFT_DAY, cluster)
-    day = {"from_ds": DRIFT_DAY.isoformat(), "to_ds": DRIFT_DAY.isoformat()}
-    runs["scoring"] = _run(api, "flights_scoring", day)
-    runs["monitoring"] = _run(api, "flights_monitoring", day)
+    # Scoring of the drifted day by hand (its partition key); its event starts the monitoring run.
+    key = DRIFT_DAY.isoformat()
+    runs["scoring"] = api.wait_run("flights_scoring", api.trigger("flights_scoring", partition_key=key)["dag_run_id"], 600)
+    assert runs["scoring"]["state"] == "success", api.task_states("flights_scoring", runs["scoring"]["dag_run_id"])
+    runs["monitoring"] = asset_triggered_run(api, "flights_monitoring", key)
+    assert runs["monitoring"]["state"] == "success", api.task_states("flights_monitoring", runs["monitoring"]["dag_run_id"])
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         retraining = api.runs("flights_retraining")

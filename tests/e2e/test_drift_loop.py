@@ -15,7 +15,7 @@ import time
 import pytest
 
 from tests.e2e.story import AIRFLOW_PORT, CLEAN_DAY, DRIFT_DAY
-from tests.services import listening_addresses
+from tests.services import asset_triggered_run, listening_addresses
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark]
 
@@ -31,13 +31,7 @@ def _score_then_monitor(api, day) -> dict:
     key = day.isoformat()
     scoring = api.wait_run("flights_scoring", api.trigger("flights_scoring", partition_key=key)["dag_run_id"], timeout=300)
     assert scoring["state"] == "success", api.task_states("flights_scoring", scoring["dag_run_id"])
-    deadline = time.monotonic() + 300
-    while not (runs := [r for r in api.runs("flights_monitoring") if r["partition_key"] == key]):
-        assert time.monotonic() < deadline, f"no flights_monitoring run of {key} 5 minutes after its predictions"
-        time.sleep(2)
-    (monitoring,) = runs
-    assert monitoring["run_type"] == "asset_triggered" and monitoring["logical_date"] is None
-    monitoring = api.wait_run("flights_monitoring", monitoring["dag_run_id"], timeout=300)
+    monitoring = asset_triggered_run(api, "flights_monitoring", key, timeout=600)
     assert monitoring["state"] == "success", api.task_states("flights_monitoring", monitoring["dag_run_id"])
     return monitoring
 
