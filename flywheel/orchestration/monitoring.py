@@ -39,13 +39,13 @@ def unmonitored_before(days: list[str]) -> list[str]:
 
 
 @task.sensor(poke_interval=10, timeout=dt.timedelta(hours=12).total_seconds(), mode="reschedule")
-def wait_for_predictions(dag_run: Any = None, params: dict[str, Any] | None = None) -> PokeReturnValue:
+def wait_for_predictions(dag_run: Any = None, logical_date: Any = None, params: dict[str, Any] | None = None) -> PokeReturnValue:
     """Every day of the run (its partition key; a manual run: its Params) has its predictions
     published by flights_scoring (at once for a run their event created), and every scored day the
     drift policy looks back on is monitored already: runs created out of date order (a backfill's
     days finish in any order) are monitored in date order. A quarantined day fails a one-day run at
     once, and is left out of a range run (whose last task then fails)."""
-    days = run_days(None, params, dag_run.partition_key)
+    days = run_days(logical_date, params, dag_run.partition_key)
     earlier = unmonitored_before(days)
     if earlier:
         print(f"waiting for the monitoring of the earlier scored day(s) {', '.join(earlier)} (date order)")

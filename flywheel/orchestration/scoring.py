@@ -15,14 +15,14 @@ from flywheel.orchestration.days import check_days, poke_upstream, run_days
 
 
 @task.sensor(poke_interval=10, timeout=dt.timedelta(hours=12).total_seconds(), mode="reschedule")
-def wait_for_features(dag_run: Any = None, params: dict[str, Any] | None = None) -> PokeReturnValue:
+def wait_for_features(dag_run: Any = None, logical_date: Any = None, params: dict[str, Any] | None = None) -> PokeReturnValue:
     """Every day of the run (its partition key; a manual run: its Params) has its features partition
     published (its gate passed): at once for a run the features event created. A quarantined day
     fails a one-day run at once, and is left out of a range run (whose last task then fails)."""
     from flywheel import features
 
     return poke_upstream(
-        "wait_for_features", run_days(None, params, dag_run.partition_key), "features", features.DATASET,
+        "wait_for_features", run_days(logical_date, params, dag_run.partition_key), "features", features.DATASET,
         "its features will not be published. Fix the day and rerun flights_features for it, then clear this run.",
     )  # fmt: skip
 
