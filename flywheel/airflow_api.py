@@ -82,6 +82,7 @@ class AirflowAPI:
         self.task_instances = client.TaskInstanceApi(self._api)
         self.backfills = client.BackfillApi(self._api)
         self.xcom = client.XComApi(self._api)
+        self.assets_api = client.AssetApi(self._api)
 
     def token(self) -> str:
         """A fresh access token for the configured user (``POST /auth/token``)."""
@@ -176,6 +177,16 @@ class AirflowAPI:
                     f"{dag_id} run {run_id} not finished after {timeout:.0f}s: {self.task_states(dag_id, run_id)}"
                 )
             time.sleep(poll)
+
+    def asset_graph(self) -> list[tuple[str, str, str]]:
+        """Airflow's asset graph as ``(producing DAG, asset, consuming DAG)`` edges, sorted."""
+        edges = set()
+        page = self.call("GET assets", self.assets_api.get_assets, limit=PAGE)
+        for asset in page.assets:
+            for task in asset.producing_tasks or []:
+                for dag in asset.scheduled_dags or []:
+                    edges.add((task.dag_id, asset.name, dag.dag_id))
+        return sorted(edges)
 
     def trigger(self, dag_id: str, conf: dict[str, Any] | None = None, partition_key: str | None = None) -> dict[str, Any]:
         """A manual run with ``conf``; of a partitioned (asset-driven) DAG, for ``partition_key``."""

@@ -68,6 +68,12 @@ def test_drift_starts_retraining_through_the_scheduler(airflow_stack):
     run = demo.Demo(settings, CLEAN_DAY, CLEAN_DAY)
     for dag_id in ("flights_scoring", "flights_monitoring", "flights_retraining"):
         demo.wait_for_dag(run, dag_id)
+    # What Airflow's asset view draws: the loop as one chain.
+    assert run.api.asset_graph() == [
+        ("flights_features", "flights_features", "flights_scoring"),
+        ("flights_monitoring", "drift", "flights_retraining"),
+        ("flights_scoring", "flights_predictions", "flights_monitoring"),
+    ]
 
     # A clean day: scored, monitored (by the run its predictions event created), no drift, no retraining run.
     _score_then_monitor(run.api, CLEAN_DAY)
