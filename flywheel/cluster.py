@@ -46,10 +46,8 @@ def _spark_home() -> Path:
 
 
 def _spark_env(settings: config.Settings) -> dict[str, str]:
-    import os
-
     # SPARK_LOCAL_IP: the web UIs and the RPC endpoints bind there (Spark binds every interface otherwise).
-    env = dict(os.environ, SPARK_HOME=str(_spark_home()), SPARK_LOCAL_IP=settings.client_host)
+    env = config.child_env(SPARK_HOME=str(_spark_home()), SPARK_LOCAL_IP=settings.client_host)
     # No REST submission server (port 6066): it would take jobs from anyone who can reach it, unauthenticated.
     env["SPARK_MASTER_OPTS"] = " ".join(filter(None, [env.get("SPARK_MASTER_OPTS"), "-Dspark.master.rest.enabled=false"]))
     env.pop("SPARK_REMOTE", None)

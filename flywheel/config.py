@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from urllib.parse import quote, urlparse
 
@@ -252,3 +253,29 @@ def load() -> Settings:
         smtp_ssl=smtp_ssl,
         smtp_timeout=smtp_timeout,
     )
+
+
+# The environment of this process and of the processes it starts. Settings are read above only; these
+# are the other places Flywheel touches os.environ, so that no module outside config does.
+
+
+def child_env(**overrides: str) -> dict[str, str]:
+    """This process's environment with ``overrides``: what a process the stack starts runs with."""
+    return {**os.environ, **overrides}
+
+
+def env_values(names: Iterable[str]) -> dict[str, str]:
+    """The variables among ``names`` that are set (and not empty) here, as set: what a Kubernetes job
+    pod is handed so that it sees what the in-process task would have seen."""
+    return {name: os.environ[name] for name in names if os.environ.get(name)}
+
+
+def env_setdefault(**values: str) -> None:
+    """Set the variables that are unset, for a library that reads its own (Great Expectations, PySpark)."""
+    for name, value in values.items():
+        os.environ.setdefault(name, value)
+
+
+def env_update(values: Mapping[str, str]) -> None:
+    """Set variables of this process: :func:`load` sees them from now on and child processes inherit them."""
+    os.environ.update(values)

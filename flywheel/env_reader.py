@@ -1,7 +1,7 @@
 """Typed reads of environment variables, each failing with a message that names the variable.
 
-Pure: an :class:`EnvReader` reads the mapping it is given; :func:`flywheel.config.load` gives it
-``os.environ``. An unset or empty variable takes its embedded default.
+Pure: an :class:`EnvReader` reads the mapping it is given; :func:`flywheel.config.load` gives it the
+process environment. An unset or empty variable takes its embedded default.
 """
 
 from __future__ import annotations

@@ -15,7 +15,6 @@ import argparse
 import datetime as dt
 import json
 import math
-import os
 import sys
 
 from flywheel import config, demo, lake, stack
@@ -63,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         demo.step_training(run)
         first = first_day(settings, args.as_of)
         env = clock_env(first, seconds, dt.datetime.now(dt.UTC))
-        os.environ.update(env)
+        config.env_update(env)
         (settings.home / LIVE_FILE).write_text(json.dumps(env, indent=1) + "\n")
         live = config.load()
         assert live.replay is not None

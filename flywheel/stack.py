@@ -92,7 +92,7 @@ def airflow_env(settings: config.Settings | None = None, spark_connect: bool = T
     """The environment every Airflow process of the local stack runs with (embedded defaults)."""
     settings = settings or config.load()
     home = settings.airflow_home
-    env = dict(os.environ)
+    env = config.child_env()
     env.update(
         {
             "FLYWHEEL_HOME": str(settings.home),
@@ -192,7 +192,7 @@ def start_spark_connect(settings: config.Settings, wait: bool = True) -> None:
         f"spark.local.dir={spark_dir / 'tmp'}",
         *(cluster.spark_connect_conf(settings) if settings.cluster else []),
     ]
-    env = dict(os.environ, SPARK_HOME=str(spark_home))
+    env = config.child_env(SPARK_HOME=str(spark_home))
     env.pop("SPARK_REMOTE", None)
     processes.spawn(settings, name, argv, env, port=settings.spark_connect_port)
     if wait:
@@ -220,7 +220,7 @@ def start_mlflow_ui(settings: config.Settings, wait: bool = True) -> str:
     # MLflow 3's server runs a job executor (seven huey consumer processes polling the database) for
     # GenAI jobs this stack never submits: about a core's worth of CPU on a 2-core laptop.
     # The store's URL (it may hold a password) goes through the environment, not argv (`ps` shows argv).
-    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", MLFLOW_BACKEND_STORE_URI=settings.mlflow_backend_uri)
+    env = config.child_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", MLFLOW_BACKEND_STORE_URI=settings.mlflow_backend_uri)
     processes.spawn(settings, name, argv, env, port=settings.mlflow_port)
     if wait:
         processes.wait_http(f"{url}/health", 180, "MLflow server", processes.log_of(settings, name))
@@ -348,7 +348,7 @@ def start_watchdog(settings: config.Settings, spark_connect: bool = True, mlflow
     argv = [sys.executable, "-m", "flywheel.stack", "watch"]
     argv += [] if spark_connect else ["--no-spark-connect"]
     argv += [] if mlflow_ui else ["--no-mlflow-ui"]
-    env = dict(os.environ, FLYWHEEL_HOME=str(settings.home))
+    env = config.child_env(FLYWHEEL_HOME=str(settings.home))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(config.REPO_ROOT), env.get("PYTHONPATH")]))
     return processes.spawn(settings, WATCHDOG, argv, env)
 

@@ -65,8 +65,7 @@ def get_spark(app_name: str = "flywheel", settings: config.Settings | None = Non
         pass
     else:
         # Python workers (not used by the jobs, but by ad-hoc UDFs) must run this interpreter, not PATH's.
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+        config.env_setdefault(PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
         conf = local_conf(settings)
         for key in ("spark.sql.warehouse.dir", "spark.local.dir"):
             os.makedirs(conf[key], exist_ok=True)

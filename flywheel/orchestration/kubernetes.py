@@ -19,7 +19,6 @@ Parse-time cost: the provider and ``kubernetes`` client are imported inside the 
 
 from __future__ import annotations
 
-import os
 from importlib import metadata
 from typing import Any
 
@@ -69,7 +68,7 @@ IN_CLUSTER_MASTER = "k8s://https://kubernetes.default.svc"
 
 def env(settings: config.Settings, spark_operator: bool = False) -> list[dict[str, Any]]:
     """The job container's env: forwarded settings, the lake path, scratch paths, MLflow credentials."""
-    values = {name: os.environ[name] for name in FORWARDED_ENV if os.environ.get(name)}
+    values = config.env_values(FORWARDED_ENV)
     if spark_operator:
         values.update(SPARK_REMOTE="", FLYWHEEL_SPARK_MASTER=IN_CLUSTER_MASTER)  # "" beats the ConfigMap's
     values.update(

@@ -8,7 +8,6 @@ own checkpoints and Data Docs).
 from __future__ import annotations
 
 import logging
-import os
 from types import ModuleType
 from typing import Any
 
@@ -22,7 +21,7 @@ MAX_LISTED = 12
 def import_gx() -> ModuleType:
     """GX without usage statistics (no network) and without its import-time INFO flood."""
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    config.env_setdefault(GX_ANALYTICS_ENABLED="false")
     import great_expectations as gx
 
     return gx

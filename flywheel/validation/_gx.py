@@ -7,8 +7,9 @@ below are in place before GX's first import in the process.
 from __future__ import annotations
 
 import logging
-import os
 from types import ModuleType
+
+from flywheel import config
 
 
 def import_gx() -> ModuleType:
@@ -17,7 +18,7 @@ def import_gx() -> ModuleType:
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     # No usage statistics (and so no network): the committed config says so too, but the env
     # flag also covers contexts created before the config is read.
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    config.env_setdefault(GX_ANALYTICS_ENABLED="false")
     import great_expectations as gx
 
     return gx
