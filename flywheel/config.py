@@ -242,6 +242,7 @@ def load() -> Settings:
         airflow_port=env.port("FLYWHEEL_AIRFLOW_PORT", 8080),
         mlflow_port=mlflow_port,
         spark_connect_port=env.port("FLYWHEEL_SPARK_CONNECT_PORT", 15002),
+        preload=env.flag("FLYWHEEL_PRELOAD", True),
         alert_emails=env.emails("FLYWHEEL_ALERT_EMAILS"),
         alert_from=env.email("FLYWHEEL_ALERT_FROM", "flywheel@localhost"),
         smtp_host=env.text("FLYWHEEL_SMTP_HOST", "localhost"),

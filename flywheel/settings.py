@@ -158,6 +158,9 @@ class Settings:
     airflow_port: int
     mlflow_port: int
     spark_connect_port: int
+    # The stack's scheduler (LocalExecutor) and Celery workers pre-import the task libraries, so the tasks
+    # they fork start warm (airflow_config/airflow_local_settings.py).
+    preload: bool
     # Alerts (flywheel.orchestration.alerts): gate failures, drift decisions, promotions, by mail.
     # No recipients: alerts are off and no callback touches SMTP.
     alert_emails: tuple[str, ...]

@@ -132,7 +132,7 @@ def airflow_env(settings: config.Settings | None = None, spark_connect: bool = T
                 filter(None, [str(config.REPO_ROOT), str(config.REPO_ROOT / "airflow_config"), env.get("PYTHONPATH")])
             ),
             # airflow_config/airflow_local_settings.py: the scheduler pre-imports task libraries (warm forks).
-            "FLYWHEEL_PRELOAD": env.get("FLYWHEEL_PRELOAD", "1"),
+            "FLYWHEEL_PRELOAD": "1" if settings.preload else "0",
         }
     )
     if spark_connect and not settings.spark_remote:

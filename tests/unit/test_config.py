@@ -41,6 +41,7 @@ ENV_VARS = (
     "FLYWHEEL_SPARK_WORKER_CORES",
     "FLYWHEEL_K8S_SPARK",
     "FLYWHEEL_WORKER_HOSTNAME",
+    "FLYWHEEL_PRELOAD",
 )
 
 
@@ -327,3 +328,26 @@ def test_a_worker_records_its_own_host_name(monkeypatch) -> None:
     assert config.worker_hostname() == socket.getfqdn()
     monkeypatch.setenv("FLYWHEEL_WORKER_HOSTNAME", "flywheel-worker-2")
     assert config.worker_hostname() == "flywheel-worker-2"
+
+
+def test_the_stack_preloads_task_libraries_unless_switched_off(monkeypatch) -> None:
+    assert config.load().preload is True
+    monkeypatch.setenv("FLYWHEEL_PRELOAD", "0")
+    assert config.load().preload is False
+    monkeypatch.setenv("FLYWHEEL_PRELOAD", "maybe")
+    with pytest.raises(ConfigError, match=r"FLYWHEEL_PRELOAD='maybe' is not a boolean"):
+        config.load()
+
+
+def test_child_processes_get_this_environment_with_overrides(monkeypatch) -> None:
+    monkeypatch.setenv("FLYWHEEL_LAKE", "/data/lake")
+    monkeypatch.setenv("FLYWHEEL_SOURCE", "")
+    monkeypatch.delenv("FLYWHEEL_PROFILE", raising=False)
+    env = config.child_env(FLYWHEEL_HOME="/tmp/child")
+    assert env["FLYWHEEL_LAKE"] == "/data/lake" and env["FLYWHEEL_HOME"] == "/tmp/child"
+    assert config.env_values(["FLYWHEEL_LAKE", "FLYWHEEL_SOURCE", "FLYWHEEL_PROFILE"]) == {"FLYWHEEL_LAKE": "/data/lake"}
+    monkeypatch.delenv("FLYWHEEL_HOME", raising=False)
+    assert "FLYWHEEL_HOME" not in config.child_env()  # the overrides went to the child only
+    monkeypatch.setenv("GX_ANALYTICS_ENABLED", "true")
+    config.env_setdefault(GX_ANALYTICS_ENABLED="false")  # a value the user set stays
+    assert config.child_env()["GX_ANALYTICS_ENABLED"] == "true"

@@ -24,10 +24,11 @@ def test_spawn_refuses_a_port_another_process_holds(tmp_path, monkeypatch):
 
 def test_airflow_env_keeps_state_under_flywheel_home_with_login_on_loopback(tmp_path, monkeypatch):
     monkeypatch.setenv("FLYWHEEL_HOME", str(tmp_path))
-    for name in ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "FLYWHEEL_DATABASE_URL", "MLFLOW_TRACKING_URI"):
+    for name in ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "FLYWHEEL_DATABASE_URL", "MLFLOW_TRACKING_URI", "FLYWHEEL_PRELOAD"):
         monkeypatch.delenv(name, raising=False)
     settings = config.load()
     env = stack.airflow_env(settings)
+    assert env["FLYWHEEL_PRELOAD"] == "1"  # the scheduler pre-imports the task libraries
     assert env["AIRFLOW_HOME"] == str(tmp_path / "airflow")
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == f"postgresql+psycopg2://postgres@/airflow?host={tmp_path}/run/pg"
     assert env["MLFLOW_TRACKING_URI"] == f"postgresql://postgres@/mlflow?host={tmp_path}/run/pg"
@@ -40,6 +41,8 @@ def test_airflow_env_keeps_state_under_flywheel_home_with_login_on_loopback(tmp_
     # One JWT secret shared by every component, generated once and kept.
     assert env["AIRFLOW__API_AUTH__JWT_SECRET"] == stack.airflow_env(settings)["AIRFLOW__API_AUTH__JWT_SECRET"]
     assert len(env["AIRFLOW__API_AUTH__JWT_SECRET"]) >= 32
+    monkeypatch.setenv("FLYWHEEL_PRELOAD", "off")
+    assert stack.airflow_env(config.load())["FLYWHEEL_PRELOAD"] == "0"
 
 
 def test_the_admin_password_is_generated_once_and_readable_by_the_owner_only(tmp_path, monkeypatch):
