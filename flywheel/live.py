@@ -17,12 +17,12 @@ import json
 import math
 import sys
 
-from flywheel import config, demo, lake, stack
+from flywheel import config, demo, demo_runs, lake, stack
 from flywheel.airflow_api import AirflowAPIError
 
 # The clock's settings, kept under FLYWHEEL_HOME for tools that read the running clock (bench/replay.py).
 LIVE_FILE = "live.json"
-DAILY_DAGS = (demo.FEATURE_DAG, demo.SCORING_DAG, demo.MONITORING_DAG, demo.RETRAINING_DAG)
+DAILY_DAGS = (demo_runs.FEATURE_DAG, demo_runs.SCORING_DAG, demo_runs.MONITORING_DAG, demo_runs.RETRAINING_DAG)
 
 
 def clock_env(first_day: dt.date, seconds: float, now: dt.datetime, lead: float = 30.0) -> dict[str, str]:
@@ -45,14 +45,14 @@ def first_day(settings: config.Settings, as_of: dt.date) -> dt.date:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m flywheel.live", description=__doc__.split("\n")[0])
-    parser.add_argument("--start", type=lake.parse_ds, default=demo.DEFAULT_START, help="first day of the first window")
-    parser.add_argument("--as-of", type=lake.parse_ds, default=demo.DEFAULT_AS_OF, help="the first champion's as-of date")
+    parser.add_argument("--start", type=lake.parse_ds, default=demo_runs.DEFAULT_START, help="first day of the first window")
+    parser.add_argument("--as-of", type=lake.parse_ds, default=demo_runs.DEFAULT_AS_OF, help="the first champion's as-of date")
     args = parser.parse_args(argv)
     settings = config.load()
     if settings.replay is not None:
         parser.error("FLYWHEEL_REPLAY_SECONDS is set already: `make live` sets the clock itself (unset it, or use make up)")
     seconds = settings.live_seconds
-    run = demo.Demo(settings, args.start, args.as_of)
+    run = demo_runs.Demo(settings, args.start, args.as_of)
     run.say(f"starting the {settings.profile} stack under {settings.home}")
     try:
         run.say(f"stack up in {stack.up(settings):.0f}s")
@@ -68,10 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         assert live.replay is not None
         run.say("restarting Airflow with the replay clock on")
         stack.restart_airflow(live)
-        api = demo.Demo(live, args.start, args.as_of).api
+        api = demo_runs.Demo(live, args.start, args.as_of).api
         for dag_id in DAILY_DAGS:
             api.unpause(dag_id)
-    except (demo.DemoError, stack.StackError, AirflowAPIError) as exc:
+    except (demo_runs.DemoError, stack.StackError, AirflowAPIError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     clock = live.replay

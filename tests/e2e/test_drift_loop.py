@@ -60,14 +60,14 @@ def test_the_api_refuses_anonymous_requests_and_accepts_the_generated_login(airf
 
 
 def test_drift_starts_retraining_through_the_scheduler(airflow_stack):
-    from flywheel import demo
+    from flywheel import demo_runs
     from flywheel.drift.daily_log import read_monitoring_history
     from flywheel.registry import history
 
     settings = airflow_stack
-    run = demo.Demo(settings, CLEAN_DAY, CLEAN_DAY)
+    run = demo_runs.Demo(settings, CLEAN_DAY, CLEAN_DAY)
     for dag_id in ("flights_scoring", "flights_monitoring", "flights_retraining"):
-        demo.wait_for_dag(run, dag_id)
+        demo_runs.wait_for_dag(run, dag_id)
     # What Airflow's asset view draws: the loop as one chain.
     assert run.api.asset_graph() == [
         ("flights_features", "flights_features", "flights_scoring"),

@@ -31,7 +31,7 @@ def _scheduled(api, dag_id: str) -> list[dict]:
 
 @pytest.mark.timeout(900)
 def test_the_scheduler_runs_the_loop_on_the_replay_clock_by_itself(airflow_stack, monkeypatch):
-    from flywheel import clock, config, demo, lake, live, stack
+    from flywheel import clock, config, demo_runs, lake, live, stack
 
     now = dt.datetime.now(dt.UTC)
     for key, value in live.clock_env(FIRST, SECONDS, now, lead=45).items():
@@ -42,9 +42,9 @@ def test_the_scheduler_runs_the_loop_on_the_replay_clock_by_itself(airflow_stack
     replay = settings.replay
     assert replay is not None and replay.first_day == FIRST
     stack.restart_airflow(settings)
-    run = demo.Demo(settings, FIRST, FIRST)
+    run = demo_runs.Demo(settings, FIRST, FIRST)
     for dag_id in DAILY:
-        demo.wait_for_dag(run, dag_id)  # unpauses it
+        demo_runs.wait_for_dag(run, dag_id)  # unpauses it
     api = run.api
 
     deadline = time.monotonic() + 600

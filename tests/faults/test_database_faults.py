@@ -50,14 +50,14 @@ def _champion(settings) -> tuple[int, str]:
 
 @pytest.mark.timeout(600)
 def test_postgres_restarted_during_scoring_the_stack_recovers_and_the_run_succeeds(faults_stack, session_database):
-    from flywheel import database, demo, features, lake, processes, stack
+    from flywheel import database, demo_runs, features, lake, processes, stack
 
     settings = faults_stack
     expected = stack.expected_components(settings)
     watched = [n for n in expected if n != "postgres"]
     champion = _champion(settings)
-    run = demo.Demo(settings, DAYS[0], DAYS[-1])
-    demo.wait_for_dag(run, DAG)
+    run = demo_runs.Demo(settings, DAYS[0], DAYS[-1])
+    demo_runs.wait_for_dag(run, DAG)
     api = run.api
     pids = {name: processes.pid_of(settings, name) for name in watched}
     restarts_before = stack.restarts(settings)["restarts"]

@@ -79,12 +79,12 @@ def _family(pid: int) -> list[int]:
 @pytest.mark.xfail(strict=False, reason="the scheduler restarted after the kill dies in the full suite (open bug)")
 @pytest.mark.timeout(900)
 def test_a_scheduler_killed_mid_backfill_is_restarted_and_every_day_is_built_once(faults_stack):
-    from flywheel import demo, processes, stack
+    from flywheel import demo_runs, processes, stack
 
     settings = faults_stack
     reference = {day: feature_rows_digest(settings, day) for day in DAYS}
-    run = demo.Demo(settings, DAYS[0], DAYS[-1])
-    demo.wait_for_dag(run, DAG)  # unpauses it
+    run = demo_runs.Demo(settings, DAYS[0], DAYS[-1])
+    demo_runs.wait_for_dag(run, DAG)  # unpauses it
     api = run.api
     restarts_before = stack.restarts(settings)["restarts"].get(SCHEDULER, 0)
     started = time.monotonic()
