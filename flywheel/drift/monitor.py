@@ -54,7 +54,7 @@ def monitor_day(ds: str | dt.date, settings: config.Settings | None = None) -> d
         settings,
     )
     history = daily_log.read_monitoring_history(settings)
-    decision = policy.decide(history.to_dict("records"), signal, settings)
+    decision = policy.decide_drift(history.to_dict("records"), signal, settings)
 
     report_dir = publish.report_dir(day, settings)
     row = {

@@ -8,7 +8,7 @@ A monitored day *signals* when any of three conditions fires (:func:`day_signal`
                       days were (normed Wasserstein distance over its calibrated threshold)
 ``quality_drop``      the day's ROC AUC is more than ``quality_drop`` below the champion's holdout ROC AUC
 
-The policy says ``"drift"`` (:func:`decide`) only when the day signals and so did each of the
+The policy says ``"drift"`` (:func:`decide_drift`) only when the day signals and so did each of the
 ``drift_consecutive_days - 1`` calendar days before it, monitored against the same champion
 version: one odd day (a storm, a holiday) is not drift; a gap in the monitoring breaks the streak.
 
@@ -191,7 +191,7 @@ def _truthy(value: Any) -> bool:
     return _number(value) not in (None, 0.0)
 
 
-def decide(history_rows: Iterable[Mapping[str, Any]], today: DaySignal, settings: Settings) -> PolicyDecision:
+def decide_drift(history_rows: Iterable[Mapping[str, Any]], today: DaySignal, settings: Settings) -> PolicyDecision:
     """``drift`` iff today and the ``drift_consecutive_days - 1`` calendar days before it all signalled.
 
     ``history_rows`` are earlier monitoring history rows (``ds``, ``signal``, ``champion_version``);

@@ -8,7 +8,7 @@ MLflow is imported inside the functions that talk to it.
 from __future__ import annotations
 
 from flywheel.registry.client import CHALLENGER, CHAMPION, THRESHOLD_TAG, RegistryError
-from flywheel.registry.decision import Decision, decide, slice_count_key, slice_key
+from flywheel.registry.decision import Decision, decide_promotion, slice_count_key, slice_key
 from flywheel.registry.history import append_record, current_champion, history_path, read_history
 from flywheel.registry.lock import RegistryLockTimeout, registry_lock
 from flywheel.registry.promotion import evaluate_challenger, promote_or_reject, rollback
@@ -22,7 +22,7 @@ __all__ = [
     "RegistryLockTimeout",
     "append_record",
     "current_champion",
-    "decide",
+    "decide_promotion",
     "evaluate_challenger",
     "history_path",
     "promote_or_reject",

@@ -81,7 +81,7 @@ def _primary(metrics: dict[str, float], metric: str, whose: str) -> float:
     return value
 
 
-def decide(challenger: dict[str, float], champion: dict[str, float] | None, settings: Settings) -> Decision:
+def decide_promotion(challenger: dict[str, float], champion: dict[str, float] | None, settings: Settings) -> Decision:
     """Promote the challenger or not, by the floor, margin and slice rules (see the module docstring)."""
     metric = settings.primary_metric
     ours = _primary(challenger, metric, "challenger")

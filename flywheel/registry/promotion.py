@@ -5,7 +5,7 @@ Three steps, each callable from a task or by hand:
 * :func:`evaluate_challenger` loads the challenger (by version) and the current champion (alias
   resolved to a version first, so the version reported is the one scored), and scores both on
   the same holdout frame with each version's own ``decision_threshold`` tag.
-* :func:`promote_or_reject` applies :func:`flywheel.registry.decision.decide` under the registry
+* :func:`promote_or_reject` applies :func:`flywheel.registry.decision.decide_promotion` under the registry
   lock. Under the lock it re-reads the champion: if another promotion or a rollback moved it
   since the evaluation, the comparison is stale and the challenger is rejected (rerun the
   evaluation). On promotion the ``champion`` alias moves to the challenger and the ``challenger``
@@ -45,7 +45,7 @@ from flywheel.registry.client import (
     get_version,
     load_model,
 )
-from flywheel.registry.decision import Decision, decide
+from flywheel.registry.decision import Decision, decide_promotion
 from flywheel.registry.journal import vname as _vname
 from flywheel.registry.lock import registry_lock
 
@@ -161,7 +161,7 @@ def promote_or_reject(
                 None,
             )
         else:
-            decision = decide(challenger_metrics, champion_metrics, settings)
+            decision = decide_promotion(challenger_metrics, champion_metrics, settings)
 
         record = {
             "ts": _now(),

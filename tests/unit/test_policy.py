@@ -8,7 +8,7 @@ import pytest
 
 from flywheel import config
 from flywheel.config import ConfigError
-from flywheel.drift.policy import DRIFT, OK, DaySignal, day_signal, decide, retraining_guard
+from flywheel.drift.policy import DRIFT, OK, DaySignal, day_signal, decide_drift, retraining_guard
 
 POLICY_ENV = (
     "FLYWHEEL_DRIFT_SHARE",
@@ -161,17 +161,17 @@ def test_all_three_conditions_in_order(settings: config.Settings) -> None:
     assert len(s.reasons) == 3
 
 
-# ---- decide --------------------------------------------------------------------------------
+# ---- decide_drift --------------------------------------------------------------------------------
 
 
 def test_one_signalling_day_is_not_drift(settings: config.Settings) -> None:
-    d = decide([row("2013-02-09", False)], signal("2013-02-10", True), settings)
+    d = decide_drift([row("2013-02-09", False)], signal("2013-02-10", True), settings)
     assert (d.decision, d.streak, d.required, d.streak_days) == (OK, 1, 2, ("2013-02-10",))
     assert d.reasons[0] == "ok: 2013-02-10 signals, but only 1 consecutive signalling day(s) of the 2 required"
 
 
 def test_two_consecutive_signalling_days_are_drift(settings: config.Settings) -> None:
-    d = decide([row("2013-02-08", False), row("2013-02-09", True)], signal("2013-02-10", True), settings)
+    d = decide_drift([row("2013-02-08", False), row("2013-02-09", True)], signal("2013-02-10", True), settings)
     assert (d.decision, d.streak, d.streak_days) == (DRIFT, 2, ("2013-02-09", "2013-02-10"))
     assert d.is_drift
     assert d.reasons == (
@@ -185,22 +185,22 @@ def test_two_consecutive_signalling_days_are_drift(settings: config.Settings) ->
 
 def test_a_gap_breaks_the_streak(settings: config.Settings) -> None:
     # 02-08 signalled, 02-09 was never monitored: 02-10 starts a new streak.
-    d = decide([row("2013-02-08", True)], signal("2013-02-10", True), settings)
+    d = decide_drift([row("2013-02-08", True)], signal("2013-02-10", True), settings)
     assert (d.decision, d.streak) == (OK, 1)
 
 
 def test_three_required_days(settings: config.Settings) -> None:
     three = dataclasses.replace(settings, drift_consecutive_days=3)
     history = [row("2013-02-07", True), row("2013-02-08", False), row("2013-02-09", True)]
-    assert decide(history, signal("2013-02-10", True), three).streak == 2
+    assert decide_drift(history, signal("2013-02-10", True), three).streak == 2
     history[1] = row("2013-02-08", True)
-    d = decide(history, signal("2013-02-10", True), three)
+    d = decide_drift(history, signal("2013-02-10", True), three)
     # The streak stops counting at the requirement.
     assert (d.decision, d.streak, d.streak_days) == (DRIFT, 3, ("2013-02-08", "2013-02-09", "2013-02-10"))
 
 
 def test_quiet_day_ends_the_streak(settings: config.Settings) -> None:
-    d = decide([row("2013-02-09", True)], signal("2013-02-10", False), settings)
+    d = decide_drift([row("2013-02-09", True)], signal("2013-02-10", False), settings)
     assert (d.decision, d.streak, d.streak_days, d.reasons) == (OK, 0, (), ("ok: no condition fired on 2013-02-10",))
 
 
@@ -210,7 +210,7 @@ def test_later_and_same_day_rows_and_other_versions_are_ignored(settings: config
         row("2013-02-11", True),  # a later day (monitoring backfilled out of order)
         row("2013-02-09", True, version=2),  # the previous champion
     ]
-    assert decide(history, signal("2013-02-10", True), settings).streak == 1
+    assert decide_drift(history, signal("2013-02-10", True), settings).streak == 1
 
 
 def test_history_values_from_parquet(settings: config.Settings) -> None:
@@ -219,12 +219,12 @@ def test_history_values_from_parquet(settings: config.Settings) -> None:
     import pandas as pd
 
     history = [{"ds": pd.Timestamp("2013-02-09"), "signal": np.bool_(True), "champion_version": np.float64(3.0)}]
-    assert decide(history, signal("2013-02-10", True), settings).decision == DRIFT
+    assert decide_drift(history, signal("2013-02-10", True), settings).decision == DRIFT
 
 
 def test_one_required_day(settings: config.Settings) -> None:
     one = dataclasses.replace(settings, drift_consecutive_days=1)
-    assert decide([], signal("2013-02-10", True), one).decision == DRIFT
+    assert decide_drift([], signal("2013-02-10", True), one).decision == DRIFT
 
 
 # ---- retraining_guard ----------------------------------------------------------------------

@@ -26,7 +26,7 @@ from flywheel.registry import (
     RegistryError,
     RegistryLockTimeout,
     current_champion,
-    decide,
+    decide_promotion,
     evaluate_challenger,
     history,
     promote_or_reject,
@@ -63,11 +63,11 @@ def m(auc: float, **slices: tuple[float, int]) -> dict[str, float]:
     return out
 
 
-# --- decide(): the pure gate ---------------------------------------------------------------------
+# --- decide_promotion(): the pure gate ---------------------------------------------------------------------
 
 
 def test_first_model_needs_only_the_floor(gate: config.Settings) -> None:
-    d = decide(m(0.65), None, gate)
+    d = decide_promotion(m(0.65), None, gate)
     assert d == Decision(
         promote=True,
         reason="promoted: first model, roc_auc 0.65 >= floor 0.6",
@@ -80,7 +80,7 @@ def test_first_model_needs_only_the_floor(gate: config.Settings) -> None:
 
 
 def test_first_model_under_the_floor_is_rejected(gate: config.Settings) -> None:
-    d = decide(m(0.55), None, gate)
+    d = decide_promotion(m(0.55), None, gate)
     assert not d.promote
     assert d.reason == "rejected: first model, roc_auc 0.55 < floor 0.6"
 
@@ -88,7 +88,7 @@ def test_first_model_under_the_floor_is_rejected(gate: config.Settings) -> None:
 def test_better_challenger_is_promoted_with_slice_count(gate: config.Settings) -> None:
     challenger = m(0.72, carrier__UA=(0.70, 400), origin__JFK=(0.71, 900))
     champion = m(0.70, carrier__UA=(0.71, 380), origin__JFK=(0.69, 880))
-    d = decide(challenger, champion, gate)
+    d = decide_promotion(challenger, champion, gate)
     assert d.promote
     assert d.reason == (
         "promoted: roc_auc 0.72 >= champion 0.7 + margin 0.002; 2 slices with >= 300 rows within tolerance 0.03"
@@ -110,7 +110,7 @@ def test_better_challenger_is_promoted_with_slice_count(gate: config.Settings) -
 
 
 def test_reject_by_margin(gate: config.Settings) -> None:
-    d = decide(m(0.706), m(0.705), gate)
+    d = decide_promotion(m(0.706), m(0.705), gate)
     assert not d.promote
     assert d.reason == "rejected: roc_auc 0.706 < champion 0.705 + margin 0.002"
     assert d.checks[1] == {"name": "margin", "value": 0.706, "threshold": pytest.approx(0.707), "passed": False}
@@ -118,11 +118,11 @@ def test_reject_by_margin(gate: config.Settings) -> None:
 
 def test_exactly_the_margin_passes(gate: config.Settings) -> None:
     # 0.705 + 0.002 is 0.7070000000000001 in floats: a tie must still pass.
-    assert decide(m(0.707), m(0.705), gate).promote
+    assert decide_promotion(m(0.707), m(0.705), gate).promote
 
 
 def test_floor_applies_even_when_better_than_the_champion(gate: config.Settings) -> None:
-    d = decide(m(0.59), m(0.55), gate)
+    d = decide_promotion(m(0.59), m(0.55), gate)
     assert not d.promote
     assert d.reason == "rejected: roc_auc 0.59 < floor 0.6"
 
@@ -130,7 +130,7 @@ def test_floor_applies_even_when_better_than_the_champion(gate: config.Settings)
 def test_reject_by_slice_regression(gate: config.Settings) -> None:
     challenger = m(0.75, carrier__UA=(0.65, 400), origin__JFK=(0.74, 900))
     champion = m(0.70, carrier__UA=(0.70, 410), origin__JFK=(0.70, 880))
-    d = decide(challenger, champion, gate)
+    d = decide_promotion(challenger, champion, gate)
     assert not d.promote
     assert d.reason == "rejected: roc_auc__carrier__UA 0.65 < champion 0.7 - tolerance 0.03 (n=400)"
     assert [c["passed"] for c in d.checks] == [True, True, False, True]
@@ -139,7 +139,7 @@ def test_reject_by_slice_regression(gate: config.Settings) -> None:
 def test_all_failures_are_listed_after_the_first(gate: config.Settings) -> None:
     challenger = m(0.70, carrier__UA=(0.60, 400), origin__EWR=(0.50, 500))
     champion = m(0.71, carrier__UA=(0.70, 400), origin__EWR=(0.70, 500))
-    d = decide(challenger, champion, gate)
+    d = decide_promotion(challenger, champion, gate)
     assert d.reason == (
         "rejected: roc_auc 0.7 < champion 0.71 + margin 0.002; 2 more failing: "
         "roc_auc__carrier__UA 0.6 < champion 0.7 - tolerance 0.03 (n=400); "
@@ -151,7 +151,7 @@ def test_small_one_sided_and_undefined_slices_are_skipped(gate: config.Settings)
     challenger = m(0.75, carrier__UA=(0.10, 299), carrier__AA=(0.10, 1000), origin__LGA=(math.nan, 700))
     challenger["roc_auc__origin__JFK"] = 0.1  # no row count: not comparable
     champion = m(0.70, carrier__UA=(0.90, 2000), origin__LGA=(0.80, 700), origin__JFK=(0.9, 900))
-    d = decide(challenger, champion, gate)
+    d = decide_promotion(challenger, champion, gate)
     assert d.promote, d.reason
     assert [c["name"] for c in d.checks] == ["floor", "margin"]
     assert d.reason.endswith("; 0 slices with >= 300 rows within tolerance 0.03")
@@ -159,12 +159,12 @@ def test_small_one_sided_and_undefined_slices_are_skipped(gate: config.Settings)
 
 def test_missing_primary_metric_is_a_clear_error(gate: config.Settings) -> None:
     with pytest.raises(KeyError, match="the champion's metrics lack the primary metric 'roc_auc'"):
-        decide(m(0.7), {"pr_auc": 0.3}, gate)
+        decide_promotion(m(0.7), {"pr_auc": 0.3}, gate)
 
 
 def test_other_primary_metric(gate: config.Settings) -> None:
     gate = dataclasses.replace(gate, primary_metric="pr_auc", promotion_floor=0.2)
-    d = decide({"pr_auc": 0.41}, {"pr_auc": 0.40}, gate)
+    d = decide_promotion({"pr_auc": 0.41}, {"pr_auc": 0.40}, gate)
     assert d.promote and d.reason.startswith("promoted: pr_auc 0.41 >= champion 0.4 + margin 0.002")
 
 
@@ -357,7 +357,7 @@ def test_real_evaluate_produces_the_slice_keys_the_gate_reads(store: config.Sett
     assert set(challenger) == set(champion)
     assert {"roc_auc", "rows__carrier__UA", "roc_auc__carrier__UA", "rows__origin__JFK"} <= set(challenger)
     gate = dataclasses.replace(store, slice_min_rows=50, promotion_floor=0.5)
-    d = decide(challenger, champion, gate)
+    d = decide_promotion(challenger, champion, gate)
     assert sum(c["name"].startswith("slice:") for c in d.checks) == 7  # 4 carriers + 3 origins
 
 
