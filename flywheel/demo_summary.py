@@ -8,6 +8,8 @@ import json
 import time
 from typing import Any
 
+from tabulate import tabulate
+
 from flywheel import config, features, lake, landing, stack
 from flywheel.demo_runs import RETRAINING_DAG, Demo, xcom
 
@@ -19,11 +21,9 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    widths = {c: max([len(c)] + [len(str(r.get(c, ""))) for r in rows]) for c in columns}
-    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
-    lines.append("  ".join("-" * widths[c] for c in columns))
-    lines += ["  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns) for r in rows]
-    return "\n".join(lines)
+    """``columns`` of ``rows`` as a plain-text table, every cell left-aligned as it reads (cells are
+    already formatted: no number parsing, no decimal alignment)."""
+    return tabulate([[str(r.get(c, "")) for c in columns] for r in rows], headers=columns, disable_numparse=True)
 
 
 def day_row(settings: config.Settings, day: dt.date, run_state: str) -> dict[str, Any]:
