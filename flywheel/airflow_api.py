@@ -1,7 +1,7 @@
 """The stack's Airflow REST API, through the official client (``apache-airflow-client``), logged in.
 
 Every call authenticates like any other client: a JWT from ``POST /auth/token`` with the
-generated ``admin`` password (:func:`flywheel.stack.admin_password`). Results come back as plain
+generated ``admin`` password (:func:`flywheel.launch.admin_password`). Results come back as plain
 JSON dicts (strings for dates), the shape the REST API documents. A read that cannot reach the
 server (an api-server being restarted by hand) is retried with backoff for about a minute; writes
 and HTTP error answers are not retried: they raise :class:`AirflowAPIError` with Airflow's answer.
@@ -68,12 +68,12 @@ class AirflowAPI:
     def __init__(self, settings: config.Settings | None = None, username: str | None = None, password: str | None = None):
         from airflow_client import client
 
-        from flywheel import stack
+        from flywheel import launch
 
         self.settings = settings or config.load()
         self.url = self.settings.airflow_url
-        self._username = username or stack.ADMIN_USER
-        self._password = password if password is not None else stack.admin_password(self.settings)
+        self._username = username or launch.ADMIN_USER
+        self._password = password if password is not None else launch.admin_password(self.settings)
         self._config = client.Configuration(host=self.url)
         self._api = client.ApiClient(self._config)
         self._client = client

@@ -9,7 +9,6 @@ profile's Spark master and worker and Celery workers). No Airflow, no Spark impo
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -18,16 +17,9 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from flywheel import config
-
-WATCHDOG = "watchdog"
-# The watchdog's crash-loop guard: past this many restarts of one component within the window, it
-# leaves the component stopped.
-MAX_RESTARTS, RESTART_WINDOW_S = 5, 600.0
 
 
 class StackError(RuntimeError):
@@ -170,6 +162,15 @@ def audit(settings: config.Settings, message: str) -> None:
         fh.write(line)
 
 
+def audit_lines(settings: config.Settings, names: list[str], last: int = 6) -> str:
+    """The last ``last`` lines of the audit log that name one of ``names``."""
+    try:
+        lines = (log_dir(settings) / "processes.log").read_text().splitlines()
+    except FileNotFoundError:
+        return ""
+    return "\n".join([line for line in lines if any(f"] {n} " in line or f" {n}:" in line or f"stopping {n} " in line for n in names)][-last:])
+
+
 def _offset_file(settings: config.Settings, name: str) -> Path:
     return run_dir(settings) / f"{name}.log-offset"
 
@@ -264,86 +265,3 @@ def stop(settings: config.Settings, name: str, sig: int = signal.SIGTERM, grace:
             pass
     (run_dir(settings) / f"{name}.pid").unlink(missing_ok=True)
     return True
-
-
-def _watchdog_file(settings: config.Settings) -> Path:
-    return run_dir(settings) / f"{WATCHDOG}.json"
-
-
-def watchdog_record(settings: config.Settings, reset: bool = False) -> dict[str, Any]:
-    """What the watchdog did since the stack started: ``{"restarts": {component: count}, "gave_up":
-    [component, ...]}`` (``reset``: forget it, when the stack stops)."""
-    if reset:
-        _watchdog_file(settings).unlink(missing_ok=True)
-    try:
-        return json.loads(_watchdog_file(settings).read_text())
-    except (FileNotFoundError, ValueError):
-        return {"restarts": {}, "gave_up": []}
-
-
-def supervise(
-    settings: config.Settings,
-    names: list[str],
-    restart: Callable[[], Any],
-    database_error: Callable[[], str | None],
-    interval: float = 2.0,
-) -> None:
-    """The watchdog's loop (runs until stopped): when components of ``names`` have exited because they
-    lost their database (:func:`lost_database`), wait until ``database_error()`` says it answers, then
-    call ``restart()`` (which starts whatever is not running). Each restart is counted in
-    ``run/watchdog.json`` and said on stdout (the watchdog's log). A component that exits for any other
-    reason, or loses its database MAX_RESTARTS times within RESTART_WINDOW_S, stays stopped."""
-
-    def say(message: str) -> None:
-        print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {message}", flush=True)
-
-    def record() -> None:
-        tmp = _watchdog_file(settings).with_suffix(".tmp")
-        tmp.write_text(json.dumps(state))
-        tmp.replace(_watchdog_file(settings))
-
-    state = watchdog_record(settings)
-    recent: dict[str, list[float]] = {}
-
-    def lost_only() -> dict[str, str] | None:
-        """The dead components and why, if every one of them lost its database and may be restarted
-        (``restart`` starts whatever is not running: a component that died otherwise stops it)."""
-        dead = [name for name in names if pid_of(settings, name) is None]
-        lost = {name: why for name in dead if name not in state["gave_up"] and (why := lost_database(settings, name))}
-        return lost if lost and len(lost) == len(dead) else None
-
-    say(f"watching {', '.join(names)}")
-    while True:
-        time.sleep(interval)
-        lost = lost_only()
-        if not lost:
-            continue
-        now = time.monotonic()
-        for name in lost:
-            recent[name] = [t for t in recent.get(name, []) if now - t < RESTART_WINDOW_S]
-        tired = [name for name in lost if len(recent[name]) >= MAX_RESTARTS]
-        if tired:
-            say(f"{', '.join(tired)} lost the database {MAX_RESTARTS} times in {RESTART_WINDOW_S:.0f} s: leaving it stopped")
-            state["gave_up"] += tired
-            record()
-            continue
-        say(f"{', '.join(lost)} exited on a lost database ({next(iter(lost.values()))}); restarting once it answers")
-        waited = time.monotonic()
-        while (error := database_error()) is not None:
-            if time.monotonic() - waited > 60:
-                say(f"still waiting for the database: {error}")
-                waited = time.monotonic()
-            time.sleep(interval)
-        lost = lost_only()  # again: others may have exited meanwhile (a scheduler waits for its running tasks)
-        if not lost:
-            continue
-        try:
-            restart()
-        except StackError as exc:
-            say(f"restarting {', '.join(lost)} failed: {exc}")
-            continue
-        for name in lost:
-            recent.setdefault(name, []).append(time.monotonic())
-            state["restarts"][name] = state["restarts"].get(name, 0) + 1
-        record()
-        say(f"restarted {', '.join(lost)}")

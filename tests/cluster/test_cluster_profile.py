@@ -241,6 +241,6 @@ def test_a_worker_killed_during_a_task_leaves_the_run_to_finish_on_the_other_wor
         assert after["hostname"] != victim["hostname"] and after["hostname"] in hosts
         assert _partition_digests(cluster, days) == before
     finally:  # the worker comes back for whatever runs after this test
-        from flywheel import stack
+        from flywheel import launch
 
-        parts.start_workers(cluster, stack.airflow_env(cluster), str(stack.bin_dir() / "airflow"))
+        parts.start_workers(cluster, launch.airflow_env(cluster), str(launch.bin_dir() / "airflow"))

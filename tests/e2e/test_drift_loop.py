@@ -39,7 +39,7 @@ def _score_then_monitor(api, day) -> dict:
 def test_the_api_refuses_anonymous_requests_and_accepts_the_generated_login(airflow_stack):
     import httpx
 
-    from flywheel import stack
+    from flywheel import launch
 
     url = airflow_stack.airflow_url
     assert url == f"http://127.0.0.1:{AIRFLOW_PORT}"
@@ -47,7 +47,7 @@ def test_the_api_refuses_anonymous_requests_and_accepts_the_generated_login(airf
     assert httpx.get(f"{url}/api/v2/dags", headers={"Authorization": "Bearer forged"}).status_code in (401, 403)
     wrong = httpx.post(f"{url}/auth/token", json={"username": "admin", "password": "admin"})
     assert wrong.status_code == 401
-    password = stack.admin_password(airflow_stack)
+    password = launch.admin_password(airflow_stack)
     assert oct(airflow_stack.passwords_file.stat().st_mode & 0o777) == "0o600"
     token = httpx.post(f"{url}/auth/token", json={"username": "admin", "password": password})
     assert token.status_code == 201

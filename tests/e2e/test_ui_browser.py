@@ -47,7 +47,7 @@ def screenshots(airflow_stack):
 @pytest.fixture
 def page(browser, airflow_stack) -> Iterator[Any]:
     """A page logged in through the UI's login form with the generated admin password."""
-    from flywheel import stack
+    from flywheel import launch
 
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
@@ -55,7 +55,7 @@ def page(browser, airflow_stack) -> Iterator[Any]:
     page.goto(airflow_stack.airflow_url + "/")
     page.wait_for_url(re.compile(r"/auth/login"))
     page.fill("input[name=username]", "admin")
-    page.fill("input[name=password]", stack.admin_password(airflow_stack))
+    page.fill("input[name=password]", launch.admin_password(airflow_stack))
     page.click("button[type=submit]")
     page.wait_for_url(re.compile(r"^(?!.*/auth/login)"))
     yield page

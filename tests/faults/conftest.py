@@ -35,12 +35,12 @@ def faults_stack(airflow_stack):
     """The session's stack with a Spark Connect server for its tasks; its settings. Only the scheduler
     (whose forks run the tasks) and the watchdog (which restarts with these settings) are restarted
     for it: the other components do not use Spark."""
-    from flywheel import processes, stack
+    from flywheel import processes, stack, watchdog
 
     patch = pytest.MonkeyPatch()
     patch.setenv("FLYWHEEL_SPARK_CONNECT_PORT", SPARK_CONNECT_PORT)
     settings = config.load()
-    for name in (stack.WATCHDOG, "airflow-scheduler"):
+    for name in (watchdog.WATCHDOG, "airflow-scheduler"):
         processes.stop(settings, name)
     stack.up(settings)  # starts Spark Connect, then the scheduler and the watchdog in this environment
     yield settings

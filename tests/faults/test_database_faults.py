@@ -5,7 +5,7 @@ and of its MLflow store. While a ``flights_scoring`` range run (2013-01-01..02, 
 e2e tier built) is inside its ``score`` task, which reads the champion from MLflow's store, the server is stopped (fast shutdown: every connection is cut), left down a few seconds and
 started again. Airflow's scheduler, dag-processor and triggerer exit on a lost connection (by design:
 they expect a process manager to start them again); the stack's watchdog
-(:func:`flywheel.processes.supervise`) must start them once the database answers. What must be left:
+(:func:`flywheel.watchdog.supervise`) must start them once the database answers. What must be left:
 
 - every component of the stack running; each one that exited was restarted by the watchdog, which
   counted it and said why (the lost database) in its log;
@@ -50,7 +50,7 @@ def _champion(settings) -> tuple[int, str]:
 
 @pytest.mark.timeout(600)
 def test_postgres_restarted_during_scoring_the_stack_recovers_and_the_run_succeeds(faults_stack, session_database):
-    from flywheel import database, demo_runs, features, lake, processes, stack
+    from flywheel import catalog, database, demo_runs, lake, processes, stack, watchdog
 
     settings = faults_stack
     expected = stack.expected_components(settings)
@@ -60,7 +60,7 @@ def test_postgres_restarted_during_scoring_the_stack_recovers_and_the_run_succee
     demo_runs.wait_for_dag(run, DAG)
     api = run.api
     pids = {name: processes.pid_of(settings, name) for name in watched}
-    restarts_before = stack.restarts(settings)["restarts"]
+    restarts_before = watchdog.restarts(settings)["restarts"]
     started = time.monotonic()
     run_id = api.trigger(DAG, {"from_ds": DAYS[0].isoformat(), "to_ds": DAYS[-1].isoformat()})["dag_run_id"]
 
@@ -96,15 +96,15 @@ def test_postgres_restarted_during_scoring_the_stack_recovers_and_the_run_succee
     now = {name: processes.pid_of(settings, name) for name in watched}
     exited = sorted(name for name in watched if now[name] != pids[name])
     assert "airflow-scheduler" in exited, f"the scheduler survived the restart of its database? {pids} -> {now}"
-    restarts = stack.restarts(settings)["restarts"]
+    restarts = watchdog.restarts(settings)["restarts"]
     assert {name: restarts.get(name, 0) - restarts_before.get(name, 0) for name in exited} == dict.fromkeys(exited, 1)
-    watchdog_log = processes.log_of(settings, stack.WATCHDOG).read_text()
+    watchdog_log = processes.log_of(settings, watchdog.WATCHDOG).read_text()
     assert "lost database" in watchdog_log and "restarted" in watchdog_log, watchdog_log[-2000:]
 
     # Nothing half-written: every flight of each day scored once, by the champion; no staging left.
     for day in DAYS:
         predictions = lake.read_frame("predictions", "flights", day, settings.lake)
-        assert len(predictions) == len(lake.read_frame("features", features.DATASET, day, settings.lake)), day
+        assert len(predictions) == len(catalog.FEATURES.read_frame(day, settings.lake)), day
         assert set(predictions["model_version"].astype(int)) == {champion[0]}, day
     assert sorted(str(p) for p in settings.lake.rglob("*.staging")) == []
     assert _champion(settings) == champion  # MLflow's server answers again, and its registry is intact
@@ -139,7 +139,7 @@ COMPONENT = textwrap.dedent(
 WATCHDOG = textwrap.dedent(
     """
     import os, pathlib, sys
-    from flywheel import config, processes
+    from flywheel import config, processes, watchdog
     home, component = pathlib.Path(sys.argv[1]), sys.argv[2]
     settings = config.load()
     names = ["airflow-scheduler", "airflow-triggerer"]
@@ -149,7 +149,7 @@ WATCHDOG = textwrap.dedent(
     def database_error():
         return None if (home / "db-up").exists() else "the database is down (test)"
     restart()
-    processes.supervise(settings, names, restart, database_error, interval=0.2)
+    watchdog.supervise(settings, names, restart, database_error, interval=0.2)
     """
 )
 
@@ -165,13 +165,13 @@ def test_the_watchdog_restarts_only_what_lost_its_database_once_it_answers_and_s
     """A real watchdog process over two stand-in components: one that lost its database is started
     again only once the database answers, and counted; one that flaps is left stopped after
     MAX_RESTARTS; one that exits for another reason is never restarted."""
-    from flywheel import config, processes
+    from flywheel import config, processes, watchdog
 
     monkeypatch.setenv("FLYWHEEL_HOME", str(tmp_path))
     settings = config.load()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-    processes.spawn(settings, processes.WATCHDOG, [sys.executable, "-c", WATCHDOG, str(tmp_path), COMPONENT], env)
-    log = processes.log_of(settings, processes.WATCHDOG)
+    processes.spawn(settings, watchdog.WATCHDOG, [sys.executable, "-c", WATCHDOG, str(tmp_path), COMPONENT], env)
+    log = processes.log_of(settings, watchdog.WATCHDOG)
 
     def pid(name: str) -> int | None:
         return processes.pid_of(settings, name)
@@ -188,14 +188,14 @@ def test_the_watchdog_restarts_only_what_lost_its_database_once_it_answers_and_s
         assert pid("airflow-triggerer") is None, "restarted before the database answered"
         (tmp_path / "db-up").touch()
         _until(lambda: pid("airflow-triggerer") not in (None, first), "the triggerer restarted")
-        assert processes.watchdog_record(settings) == {"restarts": {"airflow-triggerer": 1}, "gave_up": []}
+        assert watchdog.watchdog_record(settings) == {"restarts": {"airflow-triggerer": 1}, "gave_up": []}
 
         # A crash loop on a lost database: restarted up to MAX_RESTARTS times, then left stopped.
         (tmp_path / "airflow-triggerer.lose-db").touch()
-        _until(lambda: processes.watchdog_record(settings)["gave_up"] == ["airflow-triggerer"], "gave up")
+        _until(lambda: watchdog.watchdog_record(settings)["gave_up"] == ["airflow-triggerer"], "gave up")
         time.sleep(1)
         assert pid("airflow-triggerer") is None
-        assert processes.watchdog_record(settings)["restarts"] == {"airflow-triggerer": processes.MAX_RESTARTS}
+        assert watchdog.watchdog_record(settings)["restarts"] == {"airflow-triggerer": watchdog.MAX_RESTARTS}
 
         # Another error is a failure to look at, not to hide: never restarted.
         scheduler = pid("airflow-scheduler")
@@ -204,8 +204,8 @@ def test_the_watchdog_restarts_only_what_lost_its_database_once_it_answers_and_s
         (tmp_path / "airflow-scheduler.crash").unlink()
         time.sleep(1.5)
         assert pid("airflow-scheduler") is None and scheduler is not None
-        assert "airflow-scheduler" not in processes.watchdog_record(settings)["restarts"]
+        assert "airflow-scheduler" not in watchdog.watchdog_record(settings)["restarts"]
         assert "leaving it stopped" in log.read_text()
     finally:
-        for name in (processes.WATCHDOG, "airflow-scheduler", "airflow-triggerer"):
+        for name in (watchdog.WATCHDOG, "airflow-scheduler", "airflow-triggerer"):
             processes.stop(settings, name, grace=5)

@@ -79,14 +79,14 @@ def _family(pid: int) -> list[int]:
 @pytest.mark.xfail(strict=False, reason="the scheduler restarted after the kill dies in the full suite (open bug)")
 @pytest.mark.timeout(900)
 def test_a_scheduler_killed_mid_backfill_is_restarted_and_every_day_is_built_once(faults_stack):
-    from flywheel import demo_runs, processes, stack
+    from flywheel import demo_runs, processes, stack, watchdog
 
     settings = faults_stack
     reference = {day: feature_rows_digest(settings, day) for day in DAYS}
     run = demo_runs.Demo(settings, DAYS[0], DAYS[-1])
     demo_runs.wait_for_dag(run, DAG)  # unpauses it
     api = run.api
-    restarts_before = stack.restarts(settings)["restarts"].get(SCHEDULER, 0)
+    restarts_before = watchdog.restarts(settings)["restarts"].get(SCHEDULER, 0)
     started = time.monotonic()
     backfill = api.create_backfill(DAG, f"{DAYS[0]}T00:00:00Z", f"{DAYS[-1]}T00:00:00Z", max_active_runs=3)
 
@@ -149,7 +149,7 @@ def test_a_scheduler_killed_mid_backfill_is_restarted_and_every_day_is_built_onc
     # The rows of an undisturbed sequential build; nothing half-written; the watchdog kept out of it.
     assert {day: feature_rows_digest(settings, day) for day in DAYS} == reference
     assert sorted(str(p) for p in settings.lake.rglob("*.staging")) == []
-    assert stack.restarts(settings)["restarts"].get(SCHEDULER, 0) == restarts_before
+    assert watchdog.restarts(settings)["restarts"].get(SCHEDULER, 0) == restarts_before
     print(
         f"\nbackfill of {len(DAYS)} days: scheduler SIGKILLed after {killed - started:.0f}s "
         f"(finished {finished}, in flight {in_flight}), `up` took {restarted - killed:.0f}s, "

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from flywheel import config, database, stack
+from flywheel import config, database, launch, stack
 from tests.services import require
 
 pytestmark = pytest.mark.integration
@@ -40,13 +40,13 @@ def test_airflow_and_mlflow_live_in_their_own_databases_on_the_external_server(e
     assert settings.airflow_sql_alchemy_conn.startswith("postgresql+psycopg2://")
     assert settings.airflow_sql_alchemy_conn.endswith(f"/{settings.airflow_database}")
 
-    stack.start_database(settings)  # creates the two databases, starts nothing
+    launch.start_database(settings)  # creates the two databases, starts nothing
     assert not settings.postgres_data_dir.exists()
     assert stack.status(settings)["postgres"] == -1  # external: not ours to run
 
-    assert stack.init_airflow(settings) is True
-    assert stack.init_airflow(settings) is False  # schema already at this Airflow's head: no second migrate
-    check = stack.airflow(["db", "check"], settings, check=False)
+    assert launch.init_airflow(settings) is True
+    assert launch.init_airflow(settings) is False  # schema already at this Airflow's head: no second migrate
+    check = launch.airflow(["db", "check"], settings, check=False)
     assert check.returncode == 0, check.stderr[-2000:]
     assert database.schema_revision(settings, settings.airflow_sql_alchemy_conn)
 

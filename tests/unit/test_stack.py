@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from flywheel import config, processes, stack
+from flywheel import config, launch, processes, stack
 
 
 def test_spawn_refuses_a_port_another_process_holds(tmp_path, monkeypatch):
@@ -27,7 +27,7 @@ def test_airflow_env_keeps_state_under_flywheel_home_with_login_on_loopback(tmp_
     for name in ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "FLYWHEEL_DATABASE_URL", "MLFLOW_TRACKING_URI", "FLYWHEEL_PRELOAD"):
         monkeypatch.delenv(name, raising=False)
     settings = config.load()
-    env = stack.airflow_env(settings)
+    env = launch.airflow_env(settings)
     assert env["FLYWHEEL_PRELOAD"] == "1"  # the scheduler pre-imports the task libraries
     assert env["AIRFLOW_HOME"] == str(tmp_path / "airflow")
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == f"postgresql+psycopg2://postgres@/airflow?host={tmp_path}/run/pg"
@@ -39,20 +39,20 @@ def test_airflow_env_keeps_state_under_flywheel_home_with_login_on_loopback(tmp_
     assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == "admin:admin"
     assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] == str(settings.passwords_file)
     # One JWT secret shared by every component, generated once and kept.
-    assert env["AIRFLOW__API_AUTH__JWT_SECRET"] == stack.airflow_env(settings)["AIRFLOW__API_AUTH__JWT_SECRET"]
+    assert env["AIRFLOW__API_AUTH__JWT_SECRET"] == launch.airflow_env(settings)["AIRFLOW__API_AUTH__JWT_SECRET"]
     assert len(env["AIRFLOW__API_AUTH__JWT_SECRET"]) >= 32
     monkeypatch.setenv("FLYWHEEL_PRELOAD", "off")
-    assert stack.airflow_env(config.load())["FLYWHEEL_PRELOAD"] == "0"
+    assert launch.airflow_env(config.load())["FLYWHEEL_PRELOAD"] == "0"
 
 
 def test_the_admin_password_is_generated_once_and_readable_by_the_owner_only(tmp_path, monkeypatch):
     monkeypatch.setenv("FLYWHEEL_HOME", str(tmp_path))
     settings = config.load()
-    first = stack.admin_password(settings)
-    assert len(first) >= 16 and first == stack.admin_password(settings)
+    first = launch.admin_password(settings)
+    assert len(first) >= 16 and first == launch.admin_password(settings)
     assert settings.passwords_file.stat().st_mode & 0o777 == 0o600
     monkeypatch.setenv("FLYWHEEL_HOME", str(tmp_path / "elsewhere"))
-    assert stack.admin_password(config.load()) != first  # each home has its own
+    assert launch.admin_password(config.load()) != first  # each home has its own
 
 
 def test_a_damaged_password_file_is_an_error_that_says_what_to_do(tmp_path, monkeypatch):
@@ -61,7 +61,7 @@ def test_a_damaged_password_file_is_an_error_that_says_what_to_do(tmp_path, monk
     settings.passwords_file.parent.mkdir(parents=True)
     settings.passwords_file.write_text("{not json")
     with pytest.raises(stack.StackError, match="delete the file"):
-        stack.admin_password(settings)
+        launch.admin_password(settings)
 
 
 def test_check_running_names_the_component_that_exited_and_its_log(tmp_path, monkeypatch):
@@ -123,7 +123,7 @@ def test_the_cluster_profile_adds_a_spark_cluster_and_celery_workers(tmp_path, m
         "airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
         "airflow-worker-1", "airflow-worker-2", "airflow-worker-3",
     ]  # fmt: skip
-    env = stack.airflow_env(settings)
+    env = launch.airflow_env(settings)
     assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://127.0.0.1:6379/0"
     assert env["AIRFLOW__CORE__PARALLELISM"] == "6"  # 3 workers x 2 slots
