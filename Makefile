@@ -9,7 +9,7 @@ export FLYWHEEL_HOME ?= $(CURDIR)/.flywheel
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: help install demo live test up down status lint bench clean java
+.PHONY: help install demo live test test-fast up down status lint bench clean java
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,6 +36,11 @@ live: install ## The loop on the replay clock: first window + champion, then the
 
 test: install ## Run the whole test suite (what CI runs)
 	$(PY) -m pytest
+
+# The edit loop: pure logic and DAG integrity; no Spark, no Airflow scheduler, no browser, no real data.
+FAST_MARKERS := not spark and not integration and not e2e and not cluster and not browser and not faults
+test-fast: install ## Unit tests of pure logic and the DAG integrity tests, in about a minute (no Spark, scheduler or browser)
+	$(PY) -m pytest -q -m "$(FAST_MARKERS)" tests/unit tests/dags
 
 up: install ## Start the local stack (PostgreSQL, MLflow, Spark Connect, Airflow UI on 127.0.0.1:8080) and print the login; FLYWHEEL_PROFILE=cluster: Celery workers, Spark master+worker, MLflow server
 	$(PY) -m flywheel.stack up

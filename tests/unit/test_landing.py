@@ -14,6 +14,9 @@ import pytest
 from flywheel import config, lake, landing, schema
 from flywheel.landing import LandingError
 
+# Real Great Expectations / Evidently / MLflow / training on real days: not in `make test-fast`.
+pytestmark = pytest.mark.integration
+
 DAY = dt.date(2013, 1, 5)
 FILES = ["airlines", "airports", "flights", "planes", "weather"]
 

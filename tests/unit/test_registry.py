@@ -38,6 +38,9 @@ from flywheel.registry.__main__ import main as cli
 from flywheel.registry.client import connect
 from flywheel.registry.lock import ADVISORY_KEY, lock_path, uses_advisory_lock
 
+# Real Great Expectations / Evidently / MLflow / training on real days: not in `make test-fast`.
+pytestmark = pytest.mark.integration
+
 AS_OF = "2013-03-01"
 
 

@@ -16,6 +16,9 @@ from flywheel.registry.client import CHAMPION, connect
 from flywheel.scoring import COLUMNS, ScoringError, main, predictions_frame, score_partition
 from flywheel.training.data import model_input
 
+# Real Great Expectations / Evidently / MLflow / training on real days: not in `make test-fast`.
+pytestmark = pytest.mark.integration
+
 DAY = "2013-01-05"
 
 

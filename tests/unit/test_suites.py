@@ -12,6 +12,9 @@ from flywheel import config, features, schema
 from flywheel.validation import gates
 from flywheel.validation import suites as gx_suites
 
+# Real Great Expectations / Evidently / MLflow / training on real days: not in `make test-fast`.
+pytestmark = pytest.mark.integration
+
 
 def _snapshot(root: Path) -> dict[str, bytes]:
     """Every file and folder under root (folders map to b"")."""
