@@ -7,6 +7,8 @@ each take seconds to import on a 2-core machine). Celery workers (the cluster pr
 tasks too and preload the same way. Only the process that forks tasks does it, and only when
 ``FLYWHEEL_PRELOAD`` is set: DAG parsing (the dag-processor) stays light, as the DAG integrity
 tests require. Libraries that are not fork-safe (the gRPC client of Spark Connect) are not preloaded.
+The switch is a Flywheel setting (``Settings.preload``, read in :mod:`flywheel.config`); the
+executor is Airflow's own configuration.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import importlib
 import logging
 import os
 import sys
+
+from airflow.configuration import conf
 
 PRELOAD = (
     "pandas",
@@ -35,11 +39,17 @@ def _forks_tasks() -> bool:
     if len(sys.argv) < 2 or os.path.basename(sys.argv[0]) != "airflow":
         return False
     if sys.argv[1] == "scheduler":
-        return os.environ.get("AIRFLOW__CORE__EXECUTOR", "LocalExecutor") == "LocalExecutor"
+        return conf.get("core", "executor", fallback="LocalExecutor") == "LocalExecutor"
     return sys.argv[1:3] == ["celery", "worker"]
 
 
-if os.environ.get("FLYWHEEL_PRELOAD") == "1" and _forks_tasks():
+def _preload_on() -> bool:
+    from flywheel import config
+
+    return config.load().preload
+
+
+if _forks_tasks() and _preload_on():
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     for _name in PRELOAD:
         try:
