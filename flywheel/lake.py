@@ -36,14 +36,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flywheel import config
+from flywheel import catalog, config
 from flywheel.faults import failpoint
 from flywheel.locks import flock
 
 if TYPE_CHECKING:
     import pandas as pd
 
-ZONES = ("landing", "quarantine", "features", "predictions", "reports", "monitoring")
 VERSIONS = ".versions"
 SCRATCH = ".scratch"
 GRACE_S = 600.0  # how long a superseded version stays for readers that resolved it before the swap
@@ -83,8 +82,8 @@ def _root(lake: Path | None) -> Path:
 
 
 def dataset_path(zone: str, dataset: str, lake: Path | None = None) -> Path:
-    if zone not in ZONES:
-        raise LakeError(f"unknown lake zone {zone!r}; zones are {', '.join(ZONES)}")
+    if zone not in catalog.ZONES:
+        raise LakeError(f"unknown lake zone {zone!r}; zones are {', '.join(catalog.ZONES)}")
     return _root(lake) / zone / dataset
 
 
@@ -297,7 +296,7 @@ def scratch(zone: str, dataset: str, lake: Path | None = None) -> Iterator[Path]
 def sweep(lake: Path | None = None, grace_s: float = GRACE_S) -> list[Path]:
     """Sweep every dataset of the lake (see :func:`sweep_dataset`)."""
     removed: list[Path] = []
-    for zone in ZONES:
+    for zone in catalog.ZONES:
         zone_dir = _root(lake) / zone
         for base in sorted(p for p in zone_dir.iterdir() if p.is_dir()) if zone_dir.is_dir() else []:
             removed += sweep_dataset(zone, base.name, lake, grace_s)

@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from flywheel import config, faults, features, lake, landing, schema
+from flywheel import catalog, config, faults, features, lake, landing, schema
 from tests.services import feature_rows_digest
 
 pytestmark = [pytest.mark.faults, pytest.mark.spark]
@@ -96,7 +96,7 @@ def _assert_consistent(settings: config.Settings, dataset: str) -> None:
 def _assert_swept(settings: config.Settings) -> None:
     """After a sweep: each partition's versions folder holds its current version and nothing else."""
     lake.sweep(settings.lake, grace_s=0)
-    for base in (settings.lake / zone / d for zone in lake.ZONES for d in ("flights", "flights_candidate", "features")):
+    for base in (settings.lake / zone / d for zone in catalog.ZONES for d in ("flights", "flights_candidate", "features")):
         assert not (base / lake.SCRATCH).exists(), base
         for vdir in (base / lake.VERSIONS).glob("ds=*"):
             partition = base / vdir.name
@@ -109,14 +109,14 @@ BUILD = "from spark_jobs import build_features; build_features.main(['--ds', '20
 
 
 def test_spark_job_killed_while_it_writes(home: config.Settings, undisturbed: dict[str, str]) -> None:
-    before = {d: lake.version("features", features.DATASET, d, home.lake) for d in DAYS}
+    before = {d: catalog.FEATURES.version(d, home.lake) for d in DAYS}
     proc = _child(home, BUILD)
-    scratch = lake.dataset_path("features", features.DATASET, home.lake) / lake.SCRATCH
+    scratch = catalog.FEATURES.dir(home.lake) / lake.SCRATCH
     _wait_for(lambda: any(scratch.glob("*/_temporary")), proc, "Spark starting to write")
     _kill(proc)
     # Nothing was published: every day still points at its undisturbed version.
-    assert {d: lake.version("features", features.DATASET, d, home.lake) for d in DAYS} == before
-    _assert_consistent(home, features.DATASET)
+    assert {d: catalog.FEATURES.version(d, home.lake) for d in DAYS} == before
+    _assert_consistent(home, catalog.FEATURES.dataset)
     assert any(scratch.iterdir())  # the killed job's scratch is there until the sweep...
     _assert_swept(home)  # ...which removes it (its lock died with the job)
 
@@ -127,7 +127,7 @@ def test_spark_job_killed_between_publishing_two_days(home: config.Settings, und
     proc = _child(home, BUILD, failpoint="lake.publish.swapped")
     _wait_for(_hung_at(home, "lake.publish.swapped", proc), proc, "the first day's pointer swap")
     _kill(proc)
-    _assert_consistent(home, features.DATASET)  # the first day new, the others old: each one complete
+    _assert_consistent(home, catalog.FEATURES.dataset)  # the first day new, the others old: each one complete
     assert {d: feature_rows_digest(home, d) for d in DAYS} == undisturbed
     _assert_swept(home)
     build_features.run_days([lake.parse_ds(d) for d in DAYS], home)  # the rerun
@@ -144,22 +144,22 @@ def test_features_gate_killed_while_it_publishes(home: config.Settings, point: s
 
     day = "2013-01-03"
     settings = dataclasses.replace(home)
-    build_features.run(day, settings, output_dataset=features.CANDIDATE_DATASET)
-    published_before = lake.version("features", features.DATASET, day, home.lake)
-    candidate = lake.read_frame("features", features.CANDIDATE_DATASET, day, home.lake)
+    build_features.run(day, settings, output_dataset=catalog.FEATURES_CANDIDATE.dataset)
+    published_before = catalog.FEATURES.version(day, home.lake)
+    candidate = catalog.FEATURES_CANDIDATE.read_frame(day, home.lake)
     proc = _child(home, f"from flywheel.validation import validate_features; validate_features({day!r})", point)
     _wait_for(_hung_at(home, point, proc), proc, f"the gate reaching {point}")
     _kill(proc)
-    _assert_consistent(home, features.DATASET)
-    assert lake.exists("features", features.CANDIDATE_DATASET, day, home.lake)  # never in neither place
+    _assert_consistent(home, catalog.FEATURES.dataset)
+    assert catalog.FEATURES_CANDIDATE.exists(day, home.lake)  # never in neither place
     if point == "lake.publish.staged":
-        assert lake.version("features", features.DATASET, day, home.lake) == published_before
+        assert catalog.FEATURES.version(day, home.lake) == published_before
     _assert_swept(home)
     summary = validate_features(day, settings)  # the rerun
-    assert summary["published"] == str(lake.partition_path("features", features.DATASET, day, home.lake))
-    got = lake.read_frame("features", features.DATASET, day, home.lake)
+    assert summary["published"] == str(catalog.FEATURES.path(day, home.lake))
+    got = catalog.FEATURES.read_frame(day, home.lake)
     pd.testing.assert_frame_equal(got, candidate)
-    assert not lake.exists("features", features.CANDIDATE_DATASET, day, home.lake)
+    assert not catalog.FEATURES_CANDIDATE.exists(day, home.lake)
     _assert_swept(home)
 
 
