@@ -28,7 +28,7 @@ def main() -> int:
     os.environ["FLYWHEEL_HOME"] = str(home)
     os.environ.pop("SPARK_REMOTE", None)
 
-    from flywheel import features, landing
+    from flywheel import catalog, landing
     from flywheel.validation import validate_features, validate_landing
     from spark_jobs import build_features
     from spark_jobs.session import get_spark
@@ -43,7 +43,7 @@ def main() -> int:
         for name, fn in (
             ("land", lambda d=day: landing.land(d)),
             ("validate_landing", lambda d=day: validate_landing(d)),
-            ("build_features", lambda d=day: build_features.run(d, output_dataset=features.CANDIDATE_DATASET)),
+            ("build_features", lambda d=day: build_features.run(d, output_dataset=catalog.FEATURES_CANDIDATE.dataset)),
             ("validate_features", lambda d=day: validate_features(d)),
         ):
             t = time.perf_counter()
@@ -54,7 +54,7 @@ def main() -> int:
     env = dict(os.environ, PYTHONPATH=str(REPO), PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     subprocess.run(
         [str(Path(sys.executable).parent / "spark-submit"), str(REPO / "spark_jobs" / "build_features.py"),
-         "--ds", days[-1].isoformat(), "--output-dataset", "bench_cold"],
+         "--ds", days[-1].isoformat(), "--output-dataset", catalog.FEATURES_BENCH_COLD.dataset],
         env=env, check=True, capture_output=True,
     )
     cold = time.perf_counter() - t

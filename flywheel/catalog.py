@@ -127,7 +127,7 @@ LANDING_FLIGHTS = Dataset(
     "the source's files as they came (`<table>.parquet` or `.csv`), `_manifest.json`; "
     "`canonical/<table>.parquet` and `_validation.json` once the landing gate passed",
     "flywheel.landing (land); canonical/ by flywheel.validation.landing_gate (validate_landing)",
-    ("flywheel.validation.landing_gate", "spark_jobs.build_features", "flywheel.features", "flywheel.ui", "flywheel.demo"),
+    ("flywheel.validation.landing_gate", "spark_jobs.build_features", "flywheel.features", "flywheel.ui", "flywheel.demo_summary"),
     gate="landing",
 )
 QUARANTINE_LANDING = Dataset(
@@ -135,7 +135,7 @@ QUARANTINE_LANDING = Dataset(
     "flights",
     "a landed day that failed the landing gate, with `_validation.json` (only that file: a day that could not be landed)",
     "flywheel.validation.landing_gate (validate_landing); flywheel.landing (land)",
-    ("flywheel.orchestration.days", "flywheel.landing", "flywheel.ui", "flywheel.demo"),
+    ("flywheel.orchestration.days", "flywheel.landing", "flywheel.ui", "flywheel.demo_summary"),
 )
 FEATURES_CANDIDATE = Dataset(
     Zone.FEATURES,
@@ -151,7 +151,7 @@ FEATURES = Dataset(
     "flywheel.validation.features_gate (validate_features: the candidate, moved)",
     (
         "flywheel.scoring", "flywheel.training.data", "flywheel.drift.scored_day", "flywheel.compare",
-        "flywheel.features", "flywheel.orchestration", "flywheel.ui", "flywheel.demo",
+        "flywheel.features", "flywheel.orchestration", "flywheel.ui", "flywheel.demo_summary",
     ),  # fmt: skip
     asset="flights_features",
     gate="features",
@@ -161,14 +161,14 @@ QUARANTINE_FEATURES = Dataset(
     "features",
     "a candidate that failed the features gate, with `_validation.json`",
     "flywheel.validation.features_gate (validate_features)",
-    ("flywheel.orchestration.days", "flywheel.orchestration.features", "flywheel.ui", "flywheel.demo"),
+    ("flywheel.orchestration.days", "flywheel.orchestration.features", "flywheel.ui", "flywheel.demo_summary"),
 )
 PREDICTIONS = Dataset(
     Zone.PREDICTIONS,
     "flights",
     "Parquet, `_manifest.json`",
     "flywheel.scoring (score)",
-    ("flywheel.drift.scored_day", "flywheel.orchestration.monitoring", "flywheel.ui", "flywheel.demo"),
+    ("flywheel.drift.scored_day", "flywheel.orchestration.monitoring", "flywheel.ui", "flywheel.demo_summary"),
     asset="flights_predictions",
 )
 MONITORING_REPORTS = Dataset(
@@ -176,21 +176,21 @@ MONITORING_REPORTS = Dataset(
     "monitoring",
     "`report.html` (Evidently), `metrics.json`",
     "flywheel.drift.publish (monitor)",
-    ("flywheel.ui", "flywheel.demo"),
+    ("flywheel.ui",),
 )
 MONITORING_LOG = Dataset(
     Zone.MONITORING,
     "daily",
     "Parquet, one row per monitored day",
     "flywheel.drift.daily_log (monitor)",
-    ("flywheel.drift.policy", "flywheel.registry.history", "flywheel.orchestration.monitoring", "flywheel.live", "flywheel.ui"),
+    ("flywheel.drift.monitor", "flywheel.registry.history", "flywheel.orchestration.monitoring", "flywheel.live", "flywheel.ui", "flywheel.demo"),
 )
 PROMOTION_HISTORY = Dataset(
     Zone.MONITORING,
     "promotions",
     "`history.jsonl`, one line per champion decision (appended)",
     "flywheel.registry.history (promote_or_reject, rollback)",
-    ("flywheel.drift.policy", "flywheel.ui", "flywheel.demo"),
+    ("flywheel.registry", "flywheel.orchestration", "plugins/flywheel_plugin.py", "flywheel.demo"),
     key=None,
 )
 # Throwaway outputs of the benches (removed by the bench that writes them, or left for a look).

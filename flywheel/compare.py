@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from flywheel import config, features, lake, schema
+from flywheel import catalog, config, schema
 
 
 def versions_on_days(
@@ -25,9 +25,9 @@ def versions_on_days(
     pooled: dict[int, list[np.ndarray]] = {v: [] for v in versions}
     labels: list[np.ndarray] = []
     for day in days:
-        if not lake.exists("features", features.DATASET, day, settings.lake):
+        if not catalog.FEATURES.exists(day, settings.lake):
             continue
-        frame = lake.read_frame("features", features.DATASET, day, settings.lake)
+        frame = catalog.FEATURES.read_frame(day, settings.lake)
         y = frame[schema.LABEL].to_numpy()
         row: dict[str, Any] = {"ds": day.isoformat(), "rows": len(frame)}
         labels.append(y)

@@ -48,7 +48,7 @@ def step_features(demo: Demo) -> None:
     for dag_id in (FEATURE_DAG, SCORING_DAG, MONITORING_DAG, RETRAINING_DAG):
         wait_for_dag(demo, dag_id)
     states = range_run(demo, FEATURE_DAG, demo.start, demo.end)
-    demo.results["features"] = [day_row(demo.settings, lake.parse_ds(ds), s) for ds, s in states.items()]
+    demo.results["first_window"] = [day_row(demo.settings, lake.parse_ds(ds), s) for ds, s in states.items()]
     follow(demo, SCORING_DAG, demo.start, demo.end)
 
 
@@ -92,7 +92,7 @@ def step_forward(demo: Demo) -> None:
     from flywheel.registry import history
 
     day, stop_at = demo.end + dt.timedelta(days=1), demo.until
-    demo.results["forward"] = {"features": {}, "scoring": {}, "monitoring": {}}
+    demo.results["forward"] = {FEATURE_DAG: {}, SCORING_DAG: {}, MONITORING_DAG: {}}
     while day <= stop_at:
         end = min(day + dt.timedelta(days=demo.week - 1), stop_at)
         demo.say(f"--- week {day}..{end} ---")
@@ -100,10 +100,10 @@ def step_forward(demo: Demo) -> None:
         # One week at a time: the week is scored and monitored before the next week's features, so
         # which champion scored a day never depends on timing.
         states = range_run(demo, FEATURE_DAG, day, end)
-        demo.results["forward"]["features"].update(states)
-        for dag_id, step in ((SCORING_DAG, "scoring"), (MONITORING_DAG, "monitoring")):
+        demo.results["forward"][FEATURE_DAG].update(states)
+        for dag_id in (SCORING_DAG, MONITORING_DAG):
             run = follow(demo, dag_id, day, end)
-            demo.results["forward"][step].update(dict.fromkeys(states, run["state"]))
+            demo.results["forward"][dag_id].update(dict.fromkeys(states, run["state"]))
         monitored = read_monitoring_history(demo.settings)
         drift_days = monitored.loc[(monitored["ds"] >= day.isoformat()) & (monitored["decision"] == "drift"), "ds"]
         if len(drift_days):

@@ -10,7 +10,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from flywheel import config, features, lake, landing, stack
+from flywheel import catalog, config, features, lake, landing, stack
 from flywheel.demo_runs import RETRAINING_DAG, Demo, xcom
 
 
@@ -28,8 +28,8 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 def day_row(settings: config.Settings, day: dt.date, run_state: str) -> dict[str, Any]:
     row: dict[str, Any] = {"ds": day.isoformat(), "run": run_state}
-    landed = lake.partition_path("landing", landing.DATASET, day, settings.lake)
-    quarantined = lake.partition_path("quarantine", landing.DATASET, day, settings.lake)
+    landed = catalog.LANDING_FLIGHTS.path(day, settings.lake)
+    quarantined = catalog.QUARANTINE_LANDING.path(day, settings.lake)
     folder = landed if landed.is_dir() else quarantined
     manifest = folder / landing.MANIFEST
     if manifest.is_file():
@@ -37,12 +37,12 @@ def day_row(settings: config.Settings, day: dt.date, run_state: str) -> dict[str
     row["landing_gate"] = (
         "pass" if (landed / landing.VALIDATION).is_file() else ("FAIL" if quarantined.is_dir() else "-")
     )
-    feat = lake.partition_path("features", features.DATASET, day, settings.lake)
+    feat = catalog.FEATURES.path(day, settings.lake)
     if feat.is_dir():
         m = features.read_manifest(feat)
-        row.update(features=m["rows"], cancelled=m["excluded_cancelled"], diverted=m["excluded_diverted"])
+        row.update(feature_rows=m["rows"], cancelled=m["excluded_cancelled"], diverted=m["excluded_diverted"])
         row["features_gate"] = "pass"
-    elif lake.exists("quarantine", "features", day, settings.lake):
+    elif catalog.QUARANTINE_FEATURES.exists(day, settings.lake):
         row["features_gate"] = "FAIL"
     else:
         row["features_gate"] = "-"
@@ -53,7 +53,7 @@ def _prediction_rows(demo: Demo, states: dict[str, str]) -> list[dict[str, Any]]
     rows = []
     for ds, state in states.items():
         row: dict[str, Any] = {"ds": ds, "run": state}
-        part = lake.partition_path("predictions", "flights", ds, demo.settings.lake)
+        part = catalog.PREDICTIONS.path(ds, demo.settings.lake)
         if (part / "_manifest.json").is_file():
             m = json.loads((part / "_manifest.json").read_text())
             row.update(scored=m["rows"], model_version=m["model_version"], predicted_delayed=m["positives"])
@@ -80,13 +80,13 @@ def retraining_outcome(demo: Demo, run: dict[str, Any]) -> dict[str, Any]:
 
 
 def summary(demo: Demo) -> int:
-    rows = demo.results.get("features", [])
+    rows = demo.results.get("first_window", [])
     ok = sum(r["run"] == "success" for r in rows) == len(rows)
     print()
     print(
         f"flights_features, first training window {demo.start}..{demo.end}: "
         f"{sum(r['run'] == 'success' for r in rows)}/{len(rows)} days, "
-        f"{sum(r.get('features', 0) for r in rows)} feature rows; quarantined: "
+        f"{sum(r.get('feature_rows', 0) for r in rows)} feature rows; quarantined: "
         f"{[r['ds'] for r in rows if 'FAIL' in (r['landing_gate'], r['features_gate'])] or 'none'}"
     )
     trained, decision = demo.results.get("trained"), demo.results.get("decision")
@@ -146,7 +146,7 @@ def summary(demo: Demo) -> int:
     print(f"{'Done' if ok else 'Finished with failures'} in {time.monotonic() - demo.started:.0f}s.")
     print(f"Lake:       {demo.settings.lake}  (features/, predictions/, reports/monitoring/, monitoring/)")
     print(f"Data Docs:  {demo.settings.data_docs_dir / 'index.html'}")
-    print(f"Reports:    {demo.settings.lake / 'reports' / 'monitoring'}  (Evidently HTML per day)")
+    print(f"Reports:    {catalog.MONITORING_REPORTS.dir(demo.settings.lake)}  (Evidently HTML per day)")
     components = demo.results.get("components", [])
     restarted = stack.restarts(demo.settings).get("restarts") or {}
     done = ", ".join(f"{name} x{n}" for name, n in sorted(restarted.items()))

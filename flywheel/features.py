@@ -14,9 +14,6 @@ from typing import Any
 
 from flywheel import schema
 
-DATASET = "flights"
-# Where build_features writes before the features gate; the gate publishes to DATASET or quarantines.
-CANDIDATE_DATASET = "flights_candidate"
 MANIFEST = "_manifest.json"
 
 HISTORY_ENTITIES = ("carrier", "origin", "route", "tailnum")
@@ -101,9 +98,9 @@ def read_manifest(partition: Path) -> dict[str, Any]:
 
 def landing_versions(days: Any, lake_root: Path) -> dict[Any, str | None]:
     """The current version of each day's landing partition (``None``: not landed)."""
-    from flywheel import lake, landing
+    from flywheel import catalog
 
-    return {d: lake.version(landing.ZONE, landing.DATASET, d, lake_root) for d in days}
+    return {d: catalog.LANDING_FLIGHTS.version(d, lake_root) for d in days}
 
 
 def pinned(path: Path, version: str | None) -> Path:
@@ -132,18 +129,18 @@ def stale_partitions(days: Any, lake_root: Path) -> dict[str, list[str]]:
     they are rebuilt; this finds them from the manifests' ``inputs``."""
     import datetime as dt
 
-    from flywheel import lake
+    from flywheel import catalog, lake
 
     changed = {lake.parse_ds(d) for d in days}
     if not changed:
         return {}
     window = dt.timedelta(days=max(HISTORY_WINDOWS))
     stale: dict[str, list[str]] = {}
-    for day in lake.list_partitions("features", DATASET, lake_root):
+    for day in catalog.FEATURES.list_partitions(lake_root):
         if not any(c <= day <= c + window for c in changed):
             continue
         try:
-            inputs = read_manifest(lake.partition_path("features", DATASET, day, lake_root)).get("inputs")
+            inputs = read_manifest(catalog.FEATURES.path(day, lake_root)).get("inputs")
         except (OSError, ValueError):
             continue
         if not inputs:  # built before lineage was recorded: nothing to compare

@@ -34,13 +34,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flywheel import config, lake, schema
+from flywheel import catalog, config, lake, schema
 
 if TYPE_CHECKING:
     import pandas as pd
 
-ZONE = "landing"
-DATASET = "flights"
 MANIFEST = "_manifest.json"
 VALIDATION = "_validation.json"
 CANONICAL = "canonical"
@@ -125,7 +123,7 @@ def land(ds: str | dt.date, settings: config.Settings | None = None) -> dict[str
     settings = settings or config.load()
     day = lake.parse_ds(ds)
     files: dict[str, dict[str, Any]] = {}
-    with lake.staged_partition(ZONE, DATASET, day, settings.lake) as staging:
+    with catalog.LANDING_FLIGHTS.staged(day, settings.lake) as staging:
         if settings.source_is_package:
             for table, frame in package_tables(day).items():
                 target = staging / f"{table}.parquet"
@@ -146,7 +144,7 @@ def land(ds: str | dt.date, settings: config.Settings | None = None) -> dict[str
             meta["bytes"] = (staging / meta["file"]).stat().st_size
         manifest = {"ds": day.isoformat(), "source": settings.source, "files": files}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-    manifest["path"] = str(lake.partition_path(ZONE, DATASET, day, settings.lake))
+    manifest["path"] = str(catalog.LANDING_FLIGHTS.path(day, settings.lake))
     return manifest
 
 
@@ -156,14 +154,14 @@ def quarantine_unlandable(ds: str | dt.date, error: str, lake_root: Path | None 
     The day then has a terminal landing outcome, so later days' history does not wait for it;
     a successful rerun of the day replaces this record.
     """
-    with lake.staged_partition("quarantine", DATASET, ds, lake_root) as staging:
+    with catalog.QUARANTINE_LANDING.staged(ds, lake_root) as staging:
         payload = {"ds": lake.parse_ds(ds).isoformat(), "success": False, "stage": "land", "error": error}
         (staging / VALIDATION).write_text(json.dumps(payload, indent=2, sort_keys=True))
-    return lake.partition_path("quarantine", DATASET, ds, lake_root)
+    return catalog.QUARANTINE_LANDING.path(ds, lake_root)
 
 
 def landed_file(ds: str | dt.date, table: str, lake_root: Path | None = None) -> Path:
-    folder = lake.partition_path(ZONE, DATASET, ds, lake_root)
+    folder = catalog.LANDING_FLIGHTS.path(ds, lake_root)
     if not folder.is_dir():
         raise LandingError(f"day {lake.parse_ds(ds)} is not landed: {folder} does not exist (run the land task first)")
     path = _find(folder, table)
@@ -216,11 +214,11 @@ def publish_canonical(
     frame, written as it is, or as a canonical Parquet file (a range's reference tables, the same every
     day, written once), hard-linked into the day (the lake's files are never rewritten in place).
     """
-    source = lake.partition_path(ZONE, DATASET, ds, lake_root)
+    source = catalog.LANDING_FLIGHTS.path(ds, lake_root)
     if not source.is_dir():
         raise LandingError(f"day {lake.parse_ds(ds)} is not landed: {source} does not exist (run the land task first)")
     converted = converted or {}
-    with lake.staged_partition(ZONE, DATASET, ds, lake_root) as staging:
+    with catalog.LANDING_FLIGHTS.staged(ds, lake_root) as staging:
         for item in source.iterdir():
             if item.is_file():
                 shutil.copy2(item, staging / item.name)
@@ -237,12 +235,12 @@ def publish_canonical(
 
 
 def canonical_path(ds: str | dt.date, table: str, lake_root: Path | None = None) -> Path:
-    return lake.partition_path(ZONE, DATASET, ds, lake_root) / CANONICAL / f"{table}.parquet"
+    return catalog.LANDING_FLIGHTS.path(ds, lake_root) / CANONICAL / f"{table}.parquet"
 
 
 def validated_days(lake_root: Path | None = None) -> list[dt.date]:
     """Landed days that passed the landing gate (have canonical tables)."""
-    return [d for d in lake.list_partitions(ZONE, DATASET, lake_root) if canonical_path(d, "flights", lake_root).is_file()]
+    return [d for d in catalog.LANDING_FLIGHTS.list_partitions(lake_root) if canonical_path(d, "flights", lake_root).is_file()]
 
 
 def pending_history(
@@ -261,7 +259,7 @@ def pending_history(
         for d in days
         if d >= history_start
         and not canonical_path(d, "flights", lake_root).is_file()
-        and not lake.exists("quarantine", DATASET, d, lake_root)
+        and not catalog.QUARANTINE_LANDING.exists(d, lake_root)
     ]
 
 

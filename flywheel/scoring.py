@@ -25,14 +25,11 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from flywheel import config, features, lake, schema
+from flywheel import catalog, config, features, lake, schema
 
 if TYPE_CHECKING:
     import pandas as pd
 
-FEATURES_ZONE = "features"
-ZONE = "predictions"
-DATASET = "flights"
 MANIFEST = "_manifest.json"
 FLIGHT_COLUMNS = (*features.KEY_COLUMNS, "dest", "sched_dep_minutes")
 MODEL_COLUMNS = ("model_name", "model_version", "model_run_id")
@@ -107,13 +104,13 @@ def score_days(days: list[str | dt.date], settings: config.Settings | None = Non
     what = f"ds={dates[0]}" if len(dates) == 1 else f"ds={dates[0]}..{dates[-1]}"
     frames = {}
     for day in dates:
-        source = lake.partition_path(FEATURES_ZONE, features.DATASET, day, settings.lake)
+        source = catalog.FEATURES.path(day, settings.lake)
         if not source.is_dir():
             raise ScoringError(
                 f"cannot score ds={day}: features partition {source} does not exist. "
                 "Run the flights_features DAG for that day first."
             )
-        frames[day] = lake.read_frame(FEATURES_ZONE, features.DATASET, day, settings.lake)
+        frames[day] = catalog.FEATURES.read_frame(day, settings.lake)
         if frames[day].empty:
             raise ScoringError(f"cannot score ds={day}: features partition {source} has no rows; rebuild it")
 
@@ -142,13 +139,13 @@ def score_days(days: list[str | dt.date], settings: config.Settings | None = Non
             "model_version": int(version),
             "model_run_id": mv.run_id or "",
             "decision_threshold": threshold,
-            "features_partition": f"{FEATURES_ZONE}/{features.DATASET}/ds={day.isoformat()}",
+            "features_partition": catalog.FEATURES.partition(day),
             "rows": len(rows),
             "positives": int(rows["decision"].sum()),
             "mean_probability": round(float(rows["probability"].mean()), 6) if len(rows) else None,
             "labelled_rows": int(rows[schema.LABEL].notna().sum()),
         }
-        path = lake.write_frame(rows, ZONE, DATASET, day, settings.lake, extra_files={MANIFEST: manifest})
+        path = catalog.PREDICTIONS.write_frame(rows, day, settings.lake, extra_files={MANIFEST: manifest})
         out.append({**manifest, "path": str(path)})
     return out
 

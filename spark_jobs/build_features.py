@@ -30,14 +30,13 @@ _REPO_ROOT = str(Path(__file__).resolve().parent.parent)
 if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
 
-from flywheel import config, features, lake, landing  # noqa: E402
+from flywheel import catalog, config, features, lake, landing  # noqa: E402
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 log = logging.getLogger("flywheel.build_features")
 
-ZONE = "features"
 INPUT_TABLES = ("flights", "weather", "planes", "airports")
 
 
@@ -85,7 +84,7 @@ def history_window(
 def run(
     ds: str | dt.date,
     settings: config.Settings | None = None,
-    output_dataset: str = features.DATASET,
+    output_dataset: str = catalog.FEATURES.dataset,
     spark: SparkSession | None = None,
 ) -> dict[str, Any]:
     """Build and publish ``features/<output_dataset>/ds=<ds>/``; returns its manifest plus ``path``."""
@@ -95,7 +94,7 @@ def run(
 def run_days(
     days: list[dt.date],
     settings: config.Settings | None = None,
-    output_dataset: str = features.DATASET,
+    output_dataset: str = catalog.FEATURES.dataset,
     spark: SparkSession | None = None,
 ) -> list[dict[str, Any]]:
     """Build and publish the partitions of ``days`` in one Spark job; returns their manifests
@@ -107,19 +106,20 @@ def run_days(
     if not days:
         raise FeaturesError("features: no day to build")
     root = settings.lake
+    output = catalog.features_output(output_dataset)
     for day in days:
         input_paths(day, root)  # a day not landed and validated: a clear error before anything is touched
     # A killed earlier job's scratch (its days' staging and pointer leftovers go at each day's publish).
-    lake.sweep_dataset(ZONE, output_dataset, root, partitions=False)
+    output.sweep(root, partitions=False)
     with ExitStack() as held:
         # One writer per day: a second job building one of these days fails now, naming this one.
         for day in days:
-            held.enter_context(lake.partition_lock(lake.partition_path(ZONE, output_dataset, day, root)))
-        return _build(days, settings, output_dataset, spark, started)
+            held.enter_context(output.lock(day, root))
+        return _build(days, settings, output, spark, started)
 
 
 def _build(
-    days: list[dt.date], settings: config.Settings, output_dataset: str, spark: SparkSession | None, started: float
+    days: list[dt.date], settings: config.Settings, output: catalog.Dataset, spark: SparkSession | None, started: float
 ) -> list[dict[str, Any]]:
     from pyspark.sql import functions as F
 
@@ -154,7 +154,7 @@ def _build(
     df = df.withColumn("_day", F.col("ds")).repartition("_day").sortWithinPartitions("_day", *features.KEY_COLUMNS)
 
     manifests = []
-    with lake.scratch(ZONE, output_dataset, root) as scratch:
+    with output.scratch(root) as scratch:
         df.write.partitionBy("_day").parquet(str(scratch))
         written = {day: scratch / f"_day={day.isoformat()}" for day in days}
         # Every day's row count is checked before any day is published.
@@ -166,7 +166,7 @@ def _build(
                 raise FeaturesError(
                     f"features ds={day}: wrote {rows} rows but {expected} flights have a label ({day_counts}); "
                     f"a join duplicated or lost rows. Nothing was published to "
-                    f"{lake.dataset_path(ZONE, output_dataset, root)}."
+                    f"{output.dir(root)}."
                 )
             history = histories[day]
             manifests.append(
@@ -187,7 +187,7 @@ def _build(
                 "Nothing was published; the task's retry rebuilds from the new versions."
             )
         for day, manifest in zip(days, manifests, strict=True):
-            with lake.staged_partition(ZONE, output_dataset, day, root) as staging:
+            with output.staged(day, root) as staging:
                 if manifest["rows"]:
                     for file in sorted(written[day].glob("*.parquet")):
                         file.rename(staging / file.name)
@@ -195,7 +195,7 @@ def _build(
                     df.where(F.lit(False)).drop("_day").coalesce(1).write.mode("overwrite").parquet(str(staging))
                     _written_rows(staging)
                 (staging / features.MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-            manifest["path"] = str(lake.partition_path(ZONE, output_dataset, day, root))
+            manifest["path"] = str(output.path(day, root))
             log.info("features ds=%s: %d rows in %s", day, manifest["rows"], manifest["path"])
     log.info("features: %d day(s) %s..%s in %.1f s", len(days), days[0], days[-1], time.monotonic() - started)
     return manifests
@@ -223,8 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lake", type=Path, help="lake root (default: FLYWHEEL_LAKE or FLYWHEEL_HOME/lake)")
     parser.add_argument(
         "--output-dataset",
-        default=features.DATASET,
-        help=f"dataset under features/ (default {features.DATASET}; the DAG writes {features.CANDIDATE_DATASET})",
+        default=catalog.FEATURES.dataset,
+        help=f"dataset under features/ (default {catalog.FEATURES.dataset}; the DAG writes {catalog.FEATURES_CANDIDATE.dataset})",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -81,9 +81,9 @@ def feature_rows_digest(settings, day) -> str:
 
     import pandas as pd
 
-    from flywheel import features, lake
+    from flywheel import catalog
 
-    frame = lake.read_frame("features", features.DATASET, day, settings.lake)
+    frame = catalog.FEATURES.read_frame(day, settings.lake)
     frame = frame[sorted(frame.columns)].sort_values(sorted(frame.columns)).reset_index(drop=True)
     return hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).values.tobytes()).hexdigest()
 
@@ -119,7 +119,7 @@ def use_the_session_stack(config) -> None:
 def prepared(tmp_path_factory):
     """Lake and registry state built in-process with the same functions the DAGs run (tests/e2e/story.py:
     a champion trained on 8 days of January 2013, two later days scored, one with injected drift)."""
-    from flywheel import config, features, landing
+    from flywheel import catalog, config, landing
     from flywheel.registry import promotion
     from flywheel.scoring import score_partition
     from flywheel.training import data, train
@@ -142,7 +142,7 @@ def prepared(tmp_path_factory):
     for day in DAYS:
         landing.land(day)
         validate_landing(day)
-        build_features.run(day, output_dataset=features.CANDIDATE_DATASET)
+        build_features.run(day, output_dataset=catalog.FEATURES_CANDIDATE.dataset)
         validate_features(day)
     result = train.train(CHAMPION_AS_OF, window_days=8, n_trials=1)
     version = int(result["model_version"])

@@ -12,13 +12,11 @@ import datetime as dt
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flywheel import config, lake
+from flywheel import catalog, config
 
 if TYPE_CHECKING:
     import pandas as pd
 
-HISTORY_ZONE = "monitoring"
-HISTORY_DATASET = "daily"
 HISTORY_COLUMNS = (
     "ds",
     "champion_version",
@@ -43,10 +41,10 @@ def read_monitoring_history(settings: config.Settings | None = None) -> pd.DataF
     import pandas as pd
 
     settings = settings or config.load()
-    days = lake.list_partitions(HISTORY_ZONE, HISTORY_DATASET, settings.lake)
+    days = catalog.MONITORING_LOG.list_partitions(settings.lake)
     if not days:
         return pd.DataFrame(columns=list(HISTORY_COLUMNS))
-    frames = [lake.read_frame(HISTORY_ZONE, HISTORY_DATASET, d, settings.lake) for d in days]
+    frames = [catalog.MONITORING_LOG.read_frame(d, settings.lake) for d in days]
     return pd.concat(frames, ignore_index=True).sort_values("ds", kind="mergesort").reset_index(drop=True)
 
 
@@ -66,4 +64,4 @@ def row_frame(row: dict[str, Any]) -> pd.DataFrame:
 
 def write_row(row: dict[str, Any], day: dt.date, settings: config.Settings) -> Path:
     """Publish the day's history row (replacing an earlier one); returns its partition."""
-    return lake.write_frame(row_frame(row), HISTORY_ZONE, HISTORY_DATASET, day, settings.lake)
+    return catalog.MONITORING_LOG.write_frame(row_frame(row), day, settings.lake)

@@ -9,23 +9,23 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flywheel import config, lake
+from flywheel import catalog, config
 from flywheel.drift.reference import BASELINE_QUANTILE
 from flywheel.drift.report import CAT_METHOD, NUM_METHOD
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-REPORTS_ZONE = "reports"
-REPORTS_DATASET = "monitoring"
 REPORT_FILE = "report.html"
 METRICS_FILE = "metrics.json"
 EXPERIMENT_SUFFIX = "_monitoring"
+# The MLflow runs' kind tag and their artifact folder.
+RUN_KIND = "monitoring"  # not a lake zone
 
 
 def report_dir(day: str | dt.date, settings: config.Settings) -> Path:
     """Where the monitoring of ``day`` writes its report and metrics."""
-    return lake.partition_path(REPORTS_ZONE, REPORTS_DATASET, day, settings.lake)
+    return catalog.MONITORING_REPORTS.path(day, settings.lake)
 
 
 def _experiment(settings: config.Settings, client: MlflowClient) -> str:
@@ -36,7 +36,7 @@ def _experiment(settings: config.Settings, client: MlflowClient) -> str:
     if found is not None:
         return found.experiment_id
     try:
-        return client.create_experiment(name, artifact_location=settings.experiment_artifact_location("monitoring"))
+        return client.create_experiment(name, artifact_location=settings.experiment_artifact_location(RUN_KIND))
     except MlflowException:
         # Another day's task created it meanwhile.
         found = client.get_experiment_by_name(name)
@@ -58,7 +58,7 @@ def write_and_log(settings: config.Settings, day: dt.date, payload: dict[str, An
     experiment_id = _experiment(settings, client)
     row = payload["row"]
     tags = {
-        "flywheel.kind": "monitoring",
+        "flywheel.kind": RUN_KIND,
         "flywheel.ds": day.isoformat(),
         "flywheel.champion_version": str(row["champion_version"]),
         "flywheel.decision": row["decision"],
@@ -66,7 +66,7 @@ def write_and_log(settings: config.Settings, day: dt.date, payload: dict[str, An
     }
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"monitor-{day.isoformat()}", tags=tags) as run:
         row["mlflow_run_id"] = run.info.run_id
-        with lake.staged_partition(REPORTS_ZONE, REPORTS_DATASET, day, settings.lake) as staging:
+        with catalog.MONITORING_REPORTS.staged(day, settings.lake) as staging:
             snapshot.save_html(str(staging / REPORT_FILE))
             (staging / METRICS_FILE).write_text(json.dumps(jsonable(payload), indent=2, sort_keys=True, default=str))
         published = report_dir(day, settings)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from flywheel import config, features, lake, schema
+from flywheel import catalog, config, features, schema
 from flywheel.drift import DriftError
 from flywheel.drift.report import PROBABILITY
 from flywheel.training.data import MODEL_FEATURES
@@ -14,18 +14,15 @@ from flywheel.training.data import MODEL_FEATURES
 if TYPE_CHECKING:
     import pandas as pd
 
-FEATURES_ZONE = "features"
-PREDICTIONS_ZONE = "predictions"
-PREDICTIONS_DATASET = "flights"
 # Rows are matched to their predictions on the flight plus its scheduled departure.
 JOIN_COLUMNS = (*features.KEY_COLUMNS, "dest", "sched_dep_minutes")
 
 
 def read_predictions(day: dt.date, settings: config.Settings) -> pd.DataFrame | None:
     """The day's predictions partition, or None when the day is not scored."""
-    if not lake.exists(PREDICTIONS_ZONE, PREDICTIONS_DATASET, day, settings.lake):
+    if not catalog.PREDICTIONS.exists(day, settings.lake):
         return None
-    return lake.read_frame(PREDICTIONS_ZONE, PREDICTIONS_DATASET, day, settings.lake)
+    return catalog.PREDICTIONS.read_frame(day, settings.lake)
 
 
 def _keys(frame: pd.DataFrame) -> pd.DataFrame:
@@ -47,16 +44,16 @@ def current_frame(day: dt.date, settings: config.Settings) -> tuple[pd.DataFrame
     if predictions is None:
         raise DriftError(
             f"cannot monitor ds={day}: predictions partition "
-            f"{lake.partition_path(PREDICTIONS_ZONE, PREDICTIONS_DATASET, day, settings.lake)} does not exist. "
+            f"{catalog.PREDICTIONS.path(day, settings.lake)} does not exist. "
             "Run flights_scoring for that day first."
         )
-    if not lake.exists(FEATURES_ZONE, features.DATASET, day, settings.lake):
+    if not catalog.FEATURES.exists(day, settings.lake):
         raise DriftError(
             f"cannot monitor ds={day}: features partition "
-            f"{lake.partition_path(FEATURES_ZONE, features.DATASET, day, settings.lake)} does not exist "
+            f"{catalog.FEATURES.path(day, settings.lake)} does not exist "
             "although its predictions do. Rebuild the features (flights_features), then rescore the day."
         )
-    feats = lake.read_frame(FEATURES_ZONE, features.DATASET, day, settings.lake)
+    feats = catalog.FEATURES.read_frame(day, settings.lake)
     versions = sorted(int(v) for v in predictions["model_version"].unique())
     if len(versions) != 1:
         raise DriftError(f"predictions ds={day} were made by versions {versions}; rescore the day (flights_scoring)")

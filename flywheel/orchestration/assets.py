@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from airflow.sdk import Asset
 
+from flywheel import catalog
+
 # flights_features emits the key itself (its own runs are scheduled by date, not by partition);
 # scoring and monitoring runs carry it on, being partitioned runs.
-FEATURES = Asset(name="flights_features", uri="file:///flywheel/lake/features/flights", group="flywheel")
-PREDICTIONS = Asset(name="flights_predictions", uri="file:///flywheel/lake/predictions/flights", group="flywheel")
+FEATURES = Asset(name=catalog.FEATURES.asset, uri=catalog.FEATURES.asset_uri, group="flywheel")
+PREDICTIONS = Asset(name=catalog.PREDICTIONS.asset, uri=catalog.PREDICTIONS.asset_uri, group="flywheel")
 # Emitted by flights_monitoring only when the drift policy says "drift"; extra = the evidence.
-DRIFT = Asset(name="drift", uri="file:///flywheel/lake/monitoring/drift", group="flywheel")
+DRIFT = Asset(name=catalog.DRIFT_ASSET, uri=catalog.DRIFT_ASSET_URI, group="flywheel")

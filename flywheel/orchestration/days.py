@@ -22,7 +22,7 @@ from typing import Any
 from airflow.sdk import Param, PokeReturnValue, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from flywheel import clock, lake, partition_keys
+from flywheel import catalog, clock, lake, partition_keys
 
 
 class RangeParamsError(AirflowFailException):
@@ -100,26 +100,24 @@ def outcome(task: str, done: list[str], failed: dict[str, str], earlier: dict[st
     return {"days": sorted(done), "failed": failed}
 
 
-def poke_upstream(task: str, days: list[str], zone: str, dataset: str, if_quarantined: str) -> PokeReturnValue:
-    """A sensor's poke: done once every day has its ``zone/dataset`` partition or is in quarantine.
+def poke_upstream(task: str, days: list[str], upstream: catalog.Dataset, if_quarantined: str) -> PokeReturnValue:
+    """A sensor's poke: done once every day has its ``upstream`` partition or is in quarantine.
 
     A quarantined day is a failure carried on (``if_quarantined`` says what to do about it), so a
     one-day run whose day is quarantined fails at once and a range run goes on without it.
     """
-    from flywheel import landing
-
     ready, failed, waiting = [], {}, []
     for day in days:
         # The landing gate quarantines a day's data; the features gate only the job's output.
-        quarantined = [q for q in (landing.DATASET, "features") if lake.exists("quarantine", q, day)]
-        if lake.exists(zone, dataset, day):
+        quarantined = [q for q in catalog.QUARANTINES if q.exists(day)]
+        if upstream.exists(day):
             ready.append(day)
         elif quarantined:
-            failed[day] = f"in quarantine ({lake.partition_path('quarantine', quarantined[0], day)}): {if_quarantined}"
+            failed[day] = f"in quarantine ({quarantined[0].path(day)}): {if_quarantined}"
         else:
             waiting.append(day)
     if waiting:
-        print(f"waiting for {zone}/{dataset} of {', '.join(waiting)}")
+        print(f"waiting for {upstream.label} of {', '.join(waiting)}")
         return PokeReturnValue(is_done=False)
     return PokeReturnValue(is_done=True, xcom_value=outcome(task, ready, failed))
 

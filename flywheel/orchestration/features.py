@@ -16,13 +16,13 @@ from typing import Any
 from airflow.sdk import PokeReturnValue, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from flywheel import config, partition_keys
+from flywheel import catalog, config, partition_keys
 from flywheel.orchestration import alerts
 from flywheel.orchestration.assets import FEATURES
 from flywheel.orchestration.days import check_days, outcome, run_days
 
 
-@task(on_failure_callback=alerts.GateFailureAlert("landing"))
+@task(on_failure_callback=alerts.GateFailureAlert(catalog.LANDING_FLIGHTS.gate))
 def land(logical_date: Any = None, params: dict[str, Any] | None = None) -> dict[str, Any]:
     """Copy the run's day(s) from FLYWHEEL_SOURCE into landing/ (replacing an earlier landing of a day)."""
     from flywheel import landing
@@ -94,11 +94,11 @@ def wait_for_history(checked: dict[str, Any]) -> PokeReturnValue:
 @task(queue="spark")
 def build_features_local(checked: dict[str, Any]) -> dict[str, Any]:
     """Run spark_jobs/build_features.py for the day(s) in this process (Spark Connect when SPARK_REMOTE is set)."""
-    from flywheel import features, lake
+    from flywheel import lake
     from spark_jobs import build_features
 
     manifests = build_features.run_days(
-        [lake.parse_ds(d) for d in checked["days"]], output_dataset=features.CANDIDATE_DATASET
+        [lake.parse_ds(d) for d in checked["days"]], output_dataset=catalog.FEATURES_CANDIDATE.dataset
     )
     keys = ("rows", "landed_rows", "excluded_cancelled", "excluded_diverted")
     return {**checked, "built": {m["ds"]: {k: m[k] for k in keys} for m in manifests}}
@@ -107,14 +107,13 @@ def build_features_local(checked: dict[str, Any]) -> dict[str, Any]:
 @task(on_failure_callback=alerts.features_gate())
 def validate_features(checked: dict[str, Any]) -> dict[str, Any]:
     """GX gate on the candidate features of each day; publishes them to features/ or quarantines the day."""
-    from flywheel import features, lake
     from flywheel.validation import validate_features_days
 
     def published_by_an_earlier_try(day: str) -> bool:  # build_features ran just before this task
-        if lake.exists("features", features.CANDIDATE_DATASET, day):
+        if catalog.FEATURES_CANDIDATE.exists(day):
             return False
-        published = lake.version("features", features.DATASET, day)
-        quarantined = lake.version("quarantine", "features", day)
+        published = catalog.FEATURES.version(day)
+        quarantined = catalog.QUARANTINE_FEATURES.version(day)
         # Versions are named by the time they were made: a published version older than the
         # quarantined candidate is an earlier build's, not this run's.
         return published is not None and (quarantined is None or published > quarantined)
@@ -126,11 +125,11 @@ def validate_features(checked: dict[str, Any]) -> dict[str, Any]:
 def emit_features_event(validated: dict[str, Any], outlet_events: Any = None) -> dict[str, Any]:
     """Emit the features asset event (``extra``: first day ``ds``, every published day, paths and rows);
     a range run with quarantined days fails after it, at ``check_days``."""
-    from flywheel import features, lake
+    from flywheel import features
 
     rows, paths = {}, {}
     for day in validated["days"]:
-        path = lake.partition_path("features", features.DATASET, day)
+        path = catalog.FEATURES.path(day)
         if not path.is_dir():
             raise AirflowFailException(f"features partition {path} is missing after its gate passed; rerun the day")
         rows[day], paths[day] = features.read_manifest(path)["rows"], str(path)
@@ -170,7 +169,7 @@ def build_and_validate(history: Any) -> Any:
         days = "{{ ti.xcom_pull(task_ids='wait_for_history')['days'] | join(',') }}"
         pod = spark_pod(
             task_id="build_features",
-            arguments=["spark_jobs/build_features.py", "--days", days, "--output-dataset", "flights_candidate"],
+            arguments=["spark_jobs/build_features.py", "--days", days, "--output-dataset", catalog.FEATURES_CANDIDATE.dataset],
         )
         gate = validate_features(history)  # a pod returns no XCom: the gate takes the sensor's
         history >> pod >> gate

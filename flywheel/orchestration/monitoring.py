@@ -15,7 +15,7 @@ from typing import Any
 from airflow.sdk import PokeReturnValue, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from flywheel import partition_keys
+from flywheel import catalog, partition_keys
 from flywheel.orchestration import alerts
 from flywheel.orchestration.assets import DRIFT
 from flywheel.orchestration.days import check_days, outcome, poke_upstream, run_days
@@ -26,15 +26,14 @@ def unmonitored_before(days: list[str]) -> list[str]:
     ``drift_consecutive_days - 1`` days before) that have no monitoring row yet: their monitoring
     run must come first, since the policy counts consecutive drifting days in date order."""
     from flywheel import config, lake
-    from flywheel.drift.daily_log import HISTORY_DATASET, HISTORY_ZONE
 
     settings = config.load()
     first = lake.parse_ds(min(days))
     before = [first - dt.timedelta(days=n) for n in range(settings.drift_consecutive_days - 1, 0, -1)]
     return [
         d.isoformat() for d in before
-        if lake.exists("predictions", "flights", d, settings.lake)
-        and not lake.exists(HISTORY_ZONE, HISTORY_DATASET, d, settings.lake)
+        if catalog.PREDICTIONS.exists(d, settings.lake)
+        and not catalog.MONITORING_LOG.exists(d, settings.lake)
     ]  # fmt: skip
 
 
@@ -51,7 +50,7 @@ def wait_for_predictions(dag_run: Any = None, logical_date: Any = None, params: 
         print(f"waiting for the monitoring of the earlier scored day(s) {', '.join(earlier)} (date order)")
         return PokeReturnValue(is_done=False)
     return poke_upstream(
-        "wait_for_predictions", days, "predictions", "flights",
+        "wait_for_predictions", days, catalog.PREDICTIONS,
         "it will not be scored. Fix the day, rerun flights_features for it (its scoring follows), then clear this run.",
     )  # fmt: skip
 

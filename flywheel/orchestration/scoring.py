@@ -8,7 +8,7 @@ from typing import Any
 from airflow.sdk import PokeReturnValue, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from flywheel import partition_keys
+from flywheel import catalog, partition_keys
 from flywheel.orchestration import alerts
 from flywheel.orchestration.assets import PREDICTIONS
 from flywheel.orchestration.days import check_days, poke_upstream, run_days
@@ -19,10 +19,8 @@ def wait_for_features(dag_run: Any = None, logical_date: Any = None, params: dic
     """Every day of the run (its partition key; a manual run: its Params) has its features partition
     published (its gate passed): at once for a run the features event created. A quarantined day
     fails a one-day run at once, and is left out of a range run (whose last task then fails)."""
-    from flywheel import features
-
     return poke_upstream(
-        "wait_for_features", run_days(logical_date, params, dag_run.partition_key), "features", features.DATASET,
+        "wait_for_features", run_days(logical_date, params, dag_run.partition_key), catalog.FEATURES,
         "its features will not be published. Fix the day and rerun flights_features for it, then clear this run.",
     )  # fmt: skip
 

@@ -26,14 +26,12 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flywheel import lake
+from flywheel import catalog
 from flywheel.registry.lock import registry_lock
 
 if TYPE_CHECKING:
     from flywheel.config import Settings
 
-ZONE = "monitoring"
-DATASET = "promotions"
 FILENAME = "history.jsonl"
 SOURCES = ("training", "retraining", "rollback")
 DECISIONS = ("promoted", "rejected", "rollback", "failed")
@@ -45,7 +43,7 @@ class HistoryError(RuntimeError):
 
 
 def history_path(settings: Settings) -> Path:
-    return lake.dataset_path(ZONE, DATASET, settings.lake) / FILENAME
+    return catalog.PROMOTION_HISTORY.dir(settings.lake) / FILENAME
 
 
 def new_id() -> str:
@@ -157,8 +155,6 @@ def latest_day(settings: Settings) -> str | None:
     """The latest data day the loop has seen: its last monitored day or the latest ``as_of`` in the
     history (None before either). A rollback without a date is dated by it, so its cooldown covers
     the drift events that follow it."""
-    from flywheel.drift import daily_log
-
-    days = [d.isoformat() for d in lake.list_partitions(daily_log.HISTORY_ZONE, daily_log.HISTORY_DATASET, settings.lake)]
+    days = [d.isoformat() for d in catalog.MONITORING_LOG.list_partitions(settings.lake)]
     days += [str(r["as_of"])[:10] for r in read_history(settings) if r.get("as_of")]
     return max(days) if days else None

@@ -14,12 +14,11 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from flywheel import config, features, lake, schema
+from flywheel import catalog, config, features, lake, schema
 
 if TYPE_CHECKING:
     import pandas as pd
 
-ZONE = "features"
 # The share of train days (at least one day) kept back as the validation fold.
 VALIDATION_FRACTION = 0.2
 # Fewer labelled rows than this make every metric noise; a 2013 day has 600..1000 labelled flights.
@@ -147,7 +146,7 @@ def assemble(
     window_days: int | None = None,
     settings: config.Settings | None = None,
     allow_missing: bool = False,
-    dataset: str = features.DATASET,
+    dataset: catalog.Dataset = catalog.FEATURES,
 ) -> TrainingSet:
     """Read the features partitions of the window ending at ``as_of`` (inclusive) into a TrainingSet.
 
@@ -160,8 +159,8 @@ def assemble(
     end = lake.parse_ds(as_of)
     window_days = window_days or settings.train_window_days
     days = window(end, window_days)
-    base = lake.dataset_path(ZONE, dataset, settings.lake)
-    present = [d for d in days if lake.exists(ZONE, dataset, d, settings.lake)]
+    base = dataset.dir(settings.lake)
+    present = [d for d in days if dataset.exists(d, settings.lake)]
     missing = [d for d in days if d not in set(present)]
     span = f"{days[0]}..{days[-1]} ({window_days} days)"
     if not present:
@@ -180,13 +179,13 @@ def assemble(
     row_counts: dict[str, int] = {}
     bad: list[str] = []
     for d in present:
-        df = lake.read_frame(ZONE, dataset, d, settings.lake)
+        df = dataset.read_frame(d, settings.lake)
         problems = schema_problems(df)
         if problems:
-            bad.append(f"{lake.partition_path(ZONE, dataset, d, settings.lake)}: " + "; ".join(problems))
+            bad.append(f"{dataset.path(d, settings.lake)}: " + "; ".join(problems))
             continue
         if (df["ds"].astype(str) != d.isoformat()).any():
-            bad.append(f"{lake.partition_path(ZONE, dataset, d, settings.lake)}: column ds holds other dates")
+            bad.append(f"{dataset.path(d, settings.lake)}: column ds holds other dates")
             continue
         row_counts[d.isoformat()] = len(df)
         frames.append(df)
@@ -205,7 +204,7 @@ def assemble(
         row_counts=row_counts,
         content_hash=content_hash(frame),
         source=str(base),
-        paths=tuple(str(lake.partition_path(ZONE, dataset, d, settings.lake)) for d in present),
+        paths=tuple(str(dataset.path(d, settings.lake)) for d in present),
     )
 
 

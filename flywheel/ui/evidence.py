@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flywheel import config, features, lake, landing, partition_keys, scoring
+from flywheel import catalog, config, features, lake, landing, partition_keys, scoring
 from flywheel.ui import files, timeline
 
-QUARANTINE = "quarantine"  # flywheel.validation.gates.QUARANTINE (gates imports the GX helpers)
+# Evidence kinds: the stage of the loop a task belongs to (stages, not lake zones, though three share a name).
+LANDING, FEATURES, SCORING, MONITORING, TRAINING = "landing", "features", "scoring", "monitoring", "training"  # not a lake zone
 LANDING_TASKS = frozenset({"land", "validate_landing"})
 FEATURES_TASKS = frozenset({"build_features", "validate_features", "emit_features_event"})
 SCORING_TASKS = frozenset({"score"})
@@ -153,19 +154,19 @@ def _gate_items(summary: dict[str, Any], where: Path, settings: config.Settings)
     return items
 
 
-def _summary_at(zone: str, dataset: str, ds: str, settings: config.Settings) -> tuple[Path, dict[str, Any] | None]:
-    path = lake.partition_path(zone, dataset, ds, settings.lake) / landing.VALIDATION
+def _summary_at(dataset: catalog.Dataset, ds: str, settings: config.Settings) -> tuple[Path, dict[str, Any] | None]:
+    path = dataset.path(ds, settings.lake) / landing.VALIDATION
     return path, _read_json(path)
 
 
 def _quarantine_items(ds: str, gate: str, settings: config.Settings) -> list[Item]:
     """The quarantined day's summary when it was this gate (or an earlier stage) that failed it."""
     items = []
-    for dataset in (landing.DATASET, "features"):
-        path, summary = _summary_at(QUARANTINE, dataset, ds, settings)
-        if summary is None or (dataset == "features" and gate != "features"):
+    for dataset in catalog.QUARANTINES:
+        path, summary = _summary_at(dataset, ds, settings)
+        if summary is None or (dataset is catalog.QUARANTINE_FEATURES and gate != catalog.FEATURES.gate):
             continue
-        if summary.get("gate", "landing") == gate or summary.get("stage") == "land":
+        if summary.get("gate", catalog.LANDING_FLIGHTS.gate) == gate or summary.get("stage") == "land":
             items += _gate_items(summary, path, settings)
             break
         items.append(Item(f"day quarantined by the {summary.get('gate')} gate", url=files.url_for(path, settings)))
@@ -178,15 +179,15 @@ def landing_section(ds: str, settings: config.Settings) -> Section:
     section.items.append(
         _file_item(
             "landing manifest",
-            lake.partition_path(landing.ZONE, landing.DATASET, ds, settings.lake) / landing.MANIFEST,
+            catalog.LANDING_FLIGHTS.path(ds, settings.lake) / landing.MANIFEST,
             settings,
         )
     )
-    path, summary = _summary_at(landing.ZONE, landing.DATASET, ds, settings)
+    path, summary = _summary_at(catalog.LANDING_FLIGHTS, ds, settings)
     if summary is not None:
         section.items += _gate_items(summary, path, settings)
     else:
-        section.items += _quarantine_items(ds, "landing", settings) or [
+        section.items += _quarantine_items(ds, catalog.LANDING_FLIGHTS.gate, settings) or [
             Item("landing gate summary", missing=f"not written yet: {path}")
         ]
     return section
@@ -194,20 +195,20 @@ def landing_section(ds: str, settings: config.Settings) -> Section:
 
 def features_section(ds: str, settings: config.Settings) -> Section:
     section = Section(f"ds={ds}: features")
-    published = lake.partition_path("features", features.DATASET, ds, settings.lake)
+    published = catalog.FEATURES.path(ds, settings.lake)
     section.items.append(_file_item("features manifest", published / features.MANIFEST, settings))
     summary = _read_json(published / landing.VALIDATION)
     if summary is not None:
         section.items += _gate_items(summary, published / landing.VALIDATION, settings)
     else:
-        section.items += _quarantine_items(ds, "features", settings) or [
+        section.items += _quarantine_items(ds, catalog.FEATURES.gate, settings) or [
             Item("features gate summary", missing=f"not written yet: {published / landing.VALIDATION}")
         ]
     return section
 
 
 def scoring_section(ds: str, settings: config.Settings) -> Section:
-    manifest = lake.partition_path(scoring.ZONE, scoring.DATASET, ds, settings.lake) / scoring.MANIFEST
+    manifest = catalog.PREDICTIONS.path(ds, settings.lake) / scoring.MANIFEST
     item = _file_item("predictions manifest", manifest, settings)
     payload = _read_json(manifest) or {}
     item.details = [f"{k}: {payload[k]}" for k in ("rows", "model_version", "model_run_id") if k in payload]
@@ -264,10 +265,10 @@ def training_section(xcoms: dict[str, Any], settings: config.Settings) -> Sectio
 
 def _day_sections(kind: str, days: list[str], settings: config.Settings) -> list[Section]:
     build = {
-        "landing": [landing_section],
-        "features": [features_section],
-        "scoring": [scoring_section],
-        "monitoring": [monitoring_section],
+        LANDING: [landing_section],
+        FEATURES: [features_section],
+        SCORING: [scoring_section],
+        MONITORING: [monitoring_section],
     }[kind]
     return [f(ds, settings) for ds in days for f in build]
 
@@ -275,15 +276,15 @@ def _day_sections(kind: str, days: list[str], settings: config.Settings) -> list
 def task_kind(task_id: str) -> str | None:
     """Which evidence a task id has (None: none)."""
     if task_id in LANDING_TASKS:
-        return "landing"
+        return LANDING
     if task_id in FEATURES_TASKS:
-        return "features"
+        return FEATURES
     if task_id in SCORING_TASKS:
-        return "scoring"
+        return SCORING
     if task_id in MONITORING_TASKS:
-        return "monitoring"
+        return MONITORING
     if task_id.startswith(TRAINING_GROUP) or task_id == "rollback_champion":
-        return "training"
+        return TRAINING
     return None
 
 
@@ -294,7 +295,7 @@ def for_task(run: RunInfo, task_id: str, xcoms: dict[str, Any], settings: config
     evidence = Evidence(run.dag_id, run.run_id, task_id, days)
     if kind is None:
         evidence.note = f"no evidence for this task: {task_id} writes no report, gate result, manifest or model"
-    elif kind == "training":
+    elif kind == TRAINING:
         evidence.sections.append(training_section(xcoms, settings))
     elif not days:
         evidence.note = (
@@ -306,11 +307,11 @@ def for_task(run: RunInfo, task_id: str, xcoms: dict[str, Any], settings: config
 
 
 RUN_KINDS = {
-    "flights_features": ("landing", "features"),
-    "flights_scoring": ("scoring",),
-    "flights_monitoring": ("monitoring",),
-    "flights_retraining": ("monitoring", "training"),
-    "flights_training": ("training",),
+    "flights_features": (LANDING, FEATURES),
+    "flights_scoring": (SCORING,),
+    "flights_monitoring": (MONITORING,),
+    "flights_retraining": (MONITORING, TRAINING),
+    "flights_training": (TRAINING,),
 }
 
 
@@ -323,7 +324,7 @@ def for_run(run: RunInfo, xcoms: dict[str, Any], settings: config.Settings) -> E
         evidence.note = f"no evidence: {run.dag_id} is not a Flywheel DAG"
         return evidence
     for kind in kinds:
-        if kind == "training":
+        if kind == TRAINING:
             evidence.sections.append(training_section(xcoms, settings))
         else:
             evidence.sections += _day_sections(kind, days, settings)

@@ -7,7 +7,7 @@ import math
 from typing import Any
 from urllib.parse import quote
 
-from flywheel import config, features, lake, landing
+from flywheel import catalog, config, landing
 from flywheel.drift import daily_log, publish
 from flywheel.ui import files
 
@@ -120,8 +120,8 @@ def gate_docs(ds: str, settings: config.Settings) -> list[dict[str, str]]:
     Read from the gate summaries published beside the partitions; a page not rendered (yet) is left out.
     """
     out = []
-    for zone, dataset in (("landing", landing.DATASET), ("features", features.DATASET)):
-        path = lake.partition_path(zone, dataset, ds, settings.lake) / landing.VALIDATION
+    for dataset in (catalog.LANDING_FLIGHTS, catalog.FEATURES):
+        path = dataset.path(ds, settings.lake) / landing.VALIDATION
         try:
             summary = json.loads(path.read_text())
         except (OSError, ValueError):

@@ -14,10 +14,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flywheel import config, features, lake, landing
-from flywheel.validation import batch, per_day
+from flywheel import catalog, config, features, lake, landing
+from flywheel.validation import batch, per_day, suites
 from flywheel.validation.gates import (
-    QUARANTINE,
+    QUARANTINED,
     GateFailed,
     failure,
     gate_message,
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 SUITE = "flights_features"
+# The GX dataframe asset the suite validates: failures and row counts are filed under it.
+TABLE = suites.SUITE_ASSETS[SUITE]
 # What a day that fails this gate raises (LakeError: no candidate, e.g. published by an earlier try);
 # anything else is a crash.
 ERRORS: tuple[type[Exception], ...] = (GateFailed, lake.LakeError)
@@ -40,21 +42,19 @@ def _params(settings: config.Settings) -> dict[str, Any]:
 
 
 def _partition(day: dt.date) -> str:
-    return f"features/{features.CANDIDATE_DATASET}/ds={day}"
+    return catalog.FEATURES_CANDIDATE.partition(day)
 
 
 def _candidate(day: dt.date, settings: config.Settings) -> Path:
-    return lake.partition_path("features", features.CANDIDATE_DATASET, day, settings.lake)
+    return catalog.FEATURES_CANDIDATE.path(day, settings.lake)
 
 
 def _publish(day: dt.date, folder: Path, summary: dict[str, Any], settings: config.Settings) -> None:
     """Move the candidate, with the gate's summary, to ``features/flights/ds=D``."""
     write_json_atomic(folder / landing.VALIDATION, summary)
-    dst = lake.move_partition(
-        "features", "features", features.CANDIDATE_DATASET, day, settings.lake, dst_dataset=features.DATASET
-    )
+    dst = catalog.FEATURES_CANDIDATE.move_to(catalog.FEATURES, day, settings.lake)
     summary["published"] = str(dst)
-    summary["cleared_quarantine"] = lake.delete_partition(QUARANTINE, "features", day, settings.lake)
+    summary["cleared_quarantine"] = catalog.QUARANTINE_FEATURES.delete(day, settings.lake)
 
 
 def _read_candidate(folder: Path) -> tuple[pd.DataFrame | None, dict[str, Any] | None, list[dict[str, Any]]]:
@@ -66,12 +66,12 @@ def _read_candidate(folder: Path) -> tuple[pd.DataFrame | None, dict[str, Any] |
     files = sorted(p for p in folder.glob("*.parquet") if not p.name.startswith((".", "_")))
     frame = None
     if not files:
-        failures.append(failure("flywheel:readable_file", table="features", detail=f"{folder} holds no Parquet file"))
+        failures.append(failure("flywheel:readable_file", table=TABLE, detail=f"{folder} holds no Parquet file"))
     else:
         try:
             frame = pd.concat([pd.read_parquet(p) for p in files], ignore_index=True)
         except (OSError, ValueError, pa.ArrowException) as exc:  # all mean "unreadable candidate"
-            failures.append(failure("flywheel:readable_file", table="features", detail=f"{type(exc).__name__}: {exc}"))
+            failures.append(failure("flywheel:readable_file", table=TABLE, detail=f"{type(exc).__name__}: {exc}"))
     manifest = None
     try:
         manifest = json.loads((folder / features.MANIFEST).read_text())
@@ -79,7 +79,7 @@ def _read_candidate(folder: Path) -> tuple[pd.DataFrame | None, dict[str, Any] |
         failures.append(
             failure(
                 "flywheel:manifest",
-                table="features",
+                table=TABLE,
                 detail=f"{folder / features.MANIFEST}: {type(exc).__name__}: {exc}",
             )
         )
@@ -93,7 +93,7 @@ def _manifest_failures(
     keys = ("rows", "landed_rows", "excluded_cancelled", "excluded_diverted")
     missing = [k for k in keys if not isinstance(manifest.get(k), int)]
     if missing:
-        return [failure("flywheel:manifest", table="features", detail=f"_manifest.json lacks integer {missing}")]
+        return [failure("flywheel:manifest", table=TABLE, detail=f"_manifest.json lacks integer {missing}")]
     out = []
     landed, cancelled, diverted = manifest["landed_rows"], manifest["excluded_cancelled"], manifest["excluded_diverted"]
     expected = landed - cancelled - diverted
@@ -101,7 +101,7 @@ def _manifest_failures(
         out.append(
             failure(
                 "flywheel:row_count_matches_manifest",
-                table="features",
+                table=TABLE,
                 observed_value=len(frame),
                 expected={"rows": expected, "manifest_rows": manifest["rows"]},
                 detail=f"landed {landed} - cancelled {cancelled} - diverted {diverted} = {expected}",
@@ -112,7 +112,7 @@ def _manifest_failures(
         out.append(
             failure(
                 "flywheel:excluded_share",
-                table="features",
+                table=TABLE,
                 observed_value=round(share, 4),
                 expected={"max_value": settings.max_excluded_share},
                 detail=f"{cancelled + diverted} of {landed} landed flights excluded (cancelled or diverted)",
@@ -139,8 +139,8 @@ def validate_features(ds: str | dt.date, settings: config.Settings | None = None
         if manifest is not None:
             failures += _manifest_failures(frame, manifest, settings)
 
-    summary = gate_summary("features", day, partition, runs, failures, settings)
-    summary["rows"] = {"features": None if frame is None else len(frame)}
+    summary = gate_summary(catalog.FEATURES.gate, day, partition, runs, failures, settings)
+    summary["rows"] = {TABLE: None if frame is None else len(frame)}
     if not failures:
         _publish(day, folder, summary, settings)
         return summary
@@ -148,18 +148,16 @@ def validate_features(ds: str | dt.date, settings: config.Settings | None = None
     # The gate judges the job's output, not the day's data (the landing gate did that): only the
     # candidate goes to quarantine. The valid landing stays (later days' history reads it, as a
     # sequential run would) and so does an earlier published version of the day's features.
-    quarantined = lake.move_partition(
-        "features", QUARANTINE, features.CANDIDATE_DATASET, day, settings.lake, dst_dataset="features"
-    )
+    quarantined = catalog.FEATURES_CANDIDATE.move_to(catalog.QUARANTINE_FEATURES, day, settings.lake)
     extra = []
-    published = lake.partition_path("features", features.DATASET, day, settings.lake)
+    published = catalog.FEATURES.path(day, settings.lake)
     if published.is_dir():
         stale = features.stale_partitions([day], settings.lake).get(day.isoformat())
         extra.append(
-            f"The earlier published features/{features.DATASET}/ds={day} stay"
+            f"The earlier published {catalog.FEATURES.partition(day)} stay"
             + (f", built from another landing ({'; '.join(stale)}): rebuild the day." if stale else ".")
         )
-    summary["quarantine"] = [str(quarantined)]
+    summary[QUARANTINED] = [str(quarantined)]
     summary["kept_published"] = published.is_dir()
     write_json_atomic(quarantined / landing.VALIDATION, summary)
     next_step = (
@@ -207,8 +205,8 @@ def validate_features_days(
             )
             alone.append(day)
             continue
-        summary = per_day.day_summary("features", day, _partition(day), [(run, checks)], settings)
-        summary["rows"] = {"features": len(frames[day])}
+        summary = per_day.day_summary(catalog.FEATURES.gate, day, _partition(day), [(run, checks)], settings)
+        summary["rows"] = {TABLE: len(frames[day])}
         _publish(day, _candidate(day, settings), summary, settings)
         result.passed[day.isoformat()] = summary
         result.batched.append(day.isoformat())

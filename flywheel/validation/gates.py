@@ -32,7 +32,8 @@ from flywheel.validation.data_docs import (  # noqa: F401  (re-exported: flywhee
 if TYPE_CHECKING:
     import pandas as pd
 
-QUARANTINE = "quarantine"
+# The summary's field listing where a failed day's data went.
+QUARANTINED = "quarantine"  # not a lake zone
 MAX_EXAMPLES = 5
 # Failures listed in the exception message; _validation.json has all of them.
 MAX_LISTED = 12
@@ -213,7 +214,7 @@ def gate_message(summary: dict[str, Any], next_step: str, extra: list[str] | Non
         lines.append(f"  ... and {len(failures) - MAX_LISTED} more (all listed in _validation.json)")
     lines += extra or []
     lines += [
-        "Quarantined: " + ", ".join(summary["quarantine"]) + " (details in _validation.json there)",
+        "Quarantined: " + ", ".join(summary[QUARANTINED]) + " (details in _validation.json there)",
         f"Data Docs: {summary['data_docs']}",
         f"Next: {next_step}",
     ]

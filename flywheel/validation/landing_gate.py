@@ -13,10 +13,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flywheel import config, lake, landing, schema
+from flywheel import catalog, config, lake, landing, schema
 from flywheel.validation import batch, per_day
 from flywheel.validation.gates import (
-    QUARANTINE,
+    QUARANTINED,
     GateFailed,
     ds_params,
     examples,
@@ -82,7 +82,7 @@ def _params(day: dt.date, settings: config.Settings) -> dict[str, Any]:
 
 
 def _partition(day: dt.date) -> str:
-    return f"landing/{landing.DATASET}/ds={day}"
+    return catalog.LANDING_FLIGHTS.partition(day)
 
 
 def _publish(
@@ -96,7 +96,7 @@ def _publish(
     path = landing.publish_canonical(day, frames, summary, settings.lake, converted)
     summary["canonical"] = str(path / landing.CANONICAL)
     # A quarantined copy from an earlier failed run of this day is stale now.
-    summary["cleared_quarantine"] = lake.delete_partition(QUARANTINE, landing.DATASET, day, settings.lake)
+    summary["cleared_quarantine"] = catalog.QUARANTINE_LANDING.delete(day, settings.lake)
 
 
 # A value that does not cast to the canonical type: the suites passed, but it is still bad data.
@@ -108,8 +108,8 @@ def validate_landing(ds: str | dt.date, settings: config.Settings | None = None)
     settings = settings or config.load()
     day = lake.parse_ds(ds)
     partition = _partition(day)
-    if not lake.exists(landing.ZONE, landing.DATASET, day, settings.lake):
-        quarantined = lake.partition_path(QUARANTINE, landing.DATASET, day, settings.lake)
+    if not catalog.LANDING_FLIGHTS.exists(day, settings.lake):
+        quarantined = catalog.QUARANTINE_LANDING.path(day, settings.lake)
         hint = f"; {quarantined} holds it from a failed earlier run" if quarantined.is_dir() else ""
         raise landing.LandingError(
             f"{partition} does not exist under {settings.lake}{hint}. Rerun the land task for {day} first "
@@ -133,7 +133,7 @@ def validate_landing(ds: str | dt.date, settings: config.Settings | None = None)
             failures += run["failures"]
             failures += _number_failures(table, frames[table], schema.COLUMNS[table])
 
-    summary = gate_summary("landing", day, partition, runs, failures, settings)
+    summary = gate_summary(catalog.LANDING_FLIGHTS.gate, day, partition, runs, failures, settings)
     summary["rows"] = {t: len(f) for t, f in frames.items() if t in schema.DAILY_TABLES}
     if not failures:
         try:
@@ -144,8 +144,8 @@ def validate_landing(ds: str | dt.date, settings: config.Settings | None = None)
         else:
             return summary
 
-    dst = lake.move_partition(landing.ZONE, QUARANTINE, landing.DATASET, day, settings.lake)
-    summary["quarantine"] = [str(dst)]
+    dst = catalog.LANDING_FLIGHTS.move_to(catalog.QUARANTINE_LANDING, day, settings.lake)
+    summary[QUARANTINED] = [str(dst)]
     write_json_atomic(dst / landing.VALIDATION, summary)
     next_step = (
         f"fix the source data for {day} and rerun the day (land, then validate_landing); the rerun replaces {dst}."
@@ -219,7 +219,7 @@ def validate_landing_days(days: Iterable[str | dt.date], settings: config.Settin
         print(f"landing gate: {exc}: the {len(todo)} days are gated one by one")
         return per_day.one_by_one(todo, validate_landing, ERRORS, settings, result)
 
-    with lake.scratch(landing.ZONE, landing.DATASET, settings.lake) as scratch:
+    with catalog.LANDING_FLIGHTS.scratch(settings.lake) as scratch:
         scratch.mkdir(parents=True)
         references = _References(scratch)
         frames, keys, alone = _read_days(todo, references, settings)
@@ -294,7 +294,7 @@ def _publish_cleared(
     (the day is for the one-day gate, which names it)."""
     if any(value is None for value in converted.values()):
         return False
-    summary = per_day.day_summary("landing", day, _partition(day), runs, settings)
+    summary = per_day.day_summary(catalog.LANDING_FLIGHTS.gate, day, _partition(day), runs, settings)
     summary["rows"] = {t: len(tables[t]) for t in schema.DAILY_TABLES}
     try:
         _publish(day, tables, summary, settings, converted)

@@ -32,7 +32,7 @@ BATCH_DEFINITION = "whole_frame"
 SUITE_ASSETS: dict[str, str] = {
     "flights_landing": "flights",
     "weather_landing": "weather",
-    "flights_features": "features",
+    "flights_features": "features",  # not a lake zone: the GX dataframe asset
 }
 # The config variable (runtime_environment key) pointing at <FLYWHEEL_HOME>/gx.
 GX_HOME_VARIABLE = "flywheel_gx_home"

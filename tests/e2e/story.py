@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flywheel import config, features, lake
+from flywheel import catalog, config, features
 
 DAYS = [dt.date(2013, 1, 1) + dt.timedelta(days=i) for i in range(10)]
 CHAMPION_AS_OF = DAYS[7]
@@ -32,8 +32,8 @@ def inject_drift(day: dt.date, settings: config.Settings) -> None:
     (the training-set gate rightly refuses out-of-range values, and the retraining trains on this day)."""
     import numpy as np
 
-    frame = lake.read_frame("features", features.DATASET, day, settings.lake)
-    manifest = features.read_manifest(lake.partition_path("features", features.DATASET, day, settings.lake))
+    frame = catalog.FEATURES.read_frame(day, settings.lake)
+    manifest = features.read_manifest(catalog.FEATURES.path(day, settings.lake))
 
     def f(col: str):
         return frame[col].astype("float64")
@@ -57,4 +57,4 @@ def inject_drift(day: dt.date, settings: config.Settings) -> None:
             frame[col] = f(col) + 90
         else:
             frame[col] = frame[col] * 5 + 50
-    lake.write_frame(frame, "features", features.DATASET, day, settings.lake, extra_files={features.MANIFEST: manifest})
+    catalog.FEATURES.write_frame(frame, day, settings.lake, extra_files={features.MANIFEST: manifest})

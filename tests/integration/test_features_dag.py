@@ -11,7 +11,7 @@ from pathlib import Path
 import pendulum
 import pytest
 
-from flywheel import config, features, lake, landing
+from flywheel import catalog, config, features, landing
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
 
@@ -71,8 +71,8 @@ def test_two_real_days(airflow_db, home):
         run = _run(day)
         assert run.state == "success", f"{day}: run ended {run.state}"
     for day in days:
-        part = lake.partition_path("features", features.DATASET, day, home.lake)
-        frame = lake.read_frame("features", features.DATASET, day, home.lake)
+        part = catalog.FEATURES.path(day, home.lake)
+        frame = catalog.FEATURES.read_frame(day, home.lake)
         assert list(frame.columns) == list(features.COLUMNS)
         assert len(frame) == _labelled_rows(day)
         manifest = features.read_manifest(part)
@@ -81,11 +81,11 @@ def test_two_real_days(airflow_db, home):
         assert (frame["ds"] == day.isoformat()).all()
         events = _asset_events(day.isoformat())
         assert events and events[-1]["rows"] == len(frame) and events[-1]["path"] == str(part)
-        assert not lake.exists("quarantine", landing.DATASET, day, home.lake)
+        assert not catalog.QUARANTINE_LANDING.exists(day, home.lake)
     # Day 2's history sees day 1's outcomes (and day 1 sees none).
-    day2 = lake.read_frame("features", features.DATASET, days[1], home.lake)
+    day2 = catalog.FEATURES.read_frame(days[1], home.lake)
     assert (day2["carrier_flights_7d"] > 0).all()
-    day1 = lake.read_frame("features", features.DATASET, days[0], home.lake)
+    day1 = catalog.FEATURES.read_frame(days[0], home.lake)
     assert (day1["carrier_flights_7d"] == 0).all()
 
 
@@ -105,11 +105,11 @@ def test_a_corrupt_day_is_quarantined_and_the_next_day_still_succeeds(airflow_db
     assert _run(dt.date(2013, 1, 5)).state == "success"
 
     bad_day = dt.date(2013, 1, 4)
-    assert lake.exists("quarantine", landing.DATASET, bad_day, settings.lake)
-    assert (lake.partition_path("quarantine", landing.DATASET, bad_day, settings.lake) / landing.VALIDATION).is_file()
-    assert not lake.exists("features", features.DATASET, bad_day, settings.lake)
-    assert not lake.exists("landing", landing.DATASET, bad_day, settings.lake)
-    assert lake.list_partitions("features", features.DATASET, settings.lake) == [dt.date(2013, 1, 3), dt.date(2013, 1, 5)]
+    assert catalog.QUARANTINE_LANDING.exists(bad_day, settings.lake)
+    assert (catalog.QUARANTINE_LANDING.path(bad_day, settings.lake) / landing.VALIDATION).is_file()
+    assert not catalog.FEATURES.exists(bad_day, settings.lake)
+    assert not catalog.LANDING_FLIGHTS.exists(bad_day, settings.lake)
+    assert catalog.FEATURES.list_partitions(settings.lake) == [dt.date(2013, 1, 3), dt.date(2013, 1, 5)]
     assert _asset_events("2013-01-04") == []
 
 
@@ -142,12 +142,12 @@ def test_a_range_run_publishes_every_good_day_and_fails_naming_the_bad_one(airfl
         "check_days": "failed",
     }
     good = [dt.date(2013, 1, 3), dt.date(2013, 1, 5), dt.date(2013, 1, 6)]
-    assert lake.list_partitions("features", features.DATASET, settings.lake) == good
-    assert lake.exists("quarantine", landing.DATASET, dt.date(2013, 1, 4), settings.lake)
+    assert catalog.FEATURES.list_partitions(settings.lake) == good
+    assert catalog.QUARANTINE_LANDING.exists(dt.date(2013, 1, 4), settings.lake)
     for day in good:
-        assert len(lake.read_frame("features", features.DATASET, day, settings.lake)) == _labelled_rows(day)
+        assert len(catalog.FEATURES.read_frame(day, settings.lake)) == _labelled_rows(day)
     # The days after the bad one know it is missing from their history.
-    manifest = features.read_manifest(lake.partition_path("features", features.DATASET, "2013-01-05", settings.lake))
+    manifest = features.read_manifest(catalog.FEATURES.path("2013-01-05", settings.lake))
     assert "2013-01-04" in manifest["history_days_missing"]
     assert manifest["history_days_available"]["7"] == 1
     event = _asset_events("2013-01-03")[-1]

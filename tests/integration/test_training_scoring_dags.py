@@ -16,7 +16,7 @@ from pathlib import Path
 import pendulum
 import pytest
 
-from flywheel import config, features, lake
+from flywheel import catalog, config, lake
 from tests.services import fresh_database
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
@@ -45,7 +45,7 @@ def env(tmp_path_factory):
     for day in DAYS:
         landing.land(day)
         validate_landing(day)
-        build_features.run(day, output_dataset=features.CANDIDATE_DATASET)
+        build_features.run(day, output_dataset=catalog.FEATURES_CANDIDATE.dataset)
         validate_features(day)
     yield config.load()
     patch.undo()
@@ -102,7 +102,7 @@ def test_training_then_scoring(env):
     score_run = _dag("flights_scoring").test(logical_date=pendulum.datetime(day.year, day.month, day.day, tz="UTC"))
     assert score_run.state == "success"
     first = lake.read_frame("predictions", "flights", day, env.lake)
-    feats = lake.read_frame("features", features.DATASET, day, env.lake)
+    feats = catalog.FEATURES.read_frame(day, env.lake)
     assert len(first) == len(feats)
     assert set(first["model_version"].astype(int)) == {int(trained["model_version"])}
     assert first["probability"].between(0, 1).all()
@@ -123,7 +123,7 @@ def test_training_then_scoring(env):
     assert range_run.state == "success"
     assert lake.read_frame("predictions", "flights", day, env.lake).equals(first)
     assert len(lake.read_frame("predictions", "flights", earlier, env.lake)) == len(
-        lake.read_frame("features", features.DATASET, earlier, env.lake)
+        catalog.FEATURES.read_frame(earlier, env.lake)
     )
     scored = _xcom(range_run, "score")
     assert scored["days"] == [earlier.isoformat(), day.isoformat()] and len(scored["results"]) == 2

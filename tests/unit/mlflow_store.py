@@ -152,13 +152,13 @@ def features_lake(root: Path, first: str, days: int, rows: int = 150) -> Path:
     """A lake with ``days`` synthetic features partitions from ``first`` on (cheap to train on)."""
     import datetime as dt
 
-    from flywheel import features, lake
+    from flywheel import catalog, features
 
     start = dt.date.fromisoformat(first)
     for n in range(days):
         day = (start + dt.timedelta(days=n)).isoformat()
         frame = features_frame(day, rows=rows, seed=n)
-        lake.write_frame(frame, "features", features.DATASET, day, root, {features.MANIFEST: {"rows": len(frame)}})
+        catalog.FEATURES.write_frame(frame, day, root, {features.MANIFEST: {"rows": len(frame)}})
     return root
 
 

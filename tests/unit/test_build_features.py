@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from flywheel import config, features, lake, landing, schema
+from flywheel import catalog, config, features, lake, landing, schema
 from spark_jobs import build_features, transforms
 from spark_jobs.session import get_spark
 
@@ -346,9 +346,9 @@ def _canonical_flights(settings: config.Settings, day: dt.date) -> pd.DataFrame:
 
 
 def test_run_real_day_counts_columns_and_manifest(real_lake: config.Settings) -> None:
-    manifest = build_features.run("2013-01-03", output_dataset=features.CANDIDATE_DATASET)
+    manifest = build_features.run("2013-01-03", output_dataset=catalog.FEATURES_CANDIDATE.dataset)
     path = Path(manifest["path"])
-    assert path == lake.partition_path("features", features.CANDIDATE_DATASET, "2013-01-03", real_lake.lake)
+    assert path == catalog.FEATURES_CANDIDATE.path("2013-01-03", real_lake.lake)
     landed = _canonical_flights(real_lake, dt.date(2013, 1, 3))
     cancelled = int((landed["arr_delay"].isna() & landed["dep_time"].isna()).sum())
     diverted = int((landed["arr_delay"].isna() & landed["dep_time"].notna()).sum())
@@ -366,7 +366,7 @@ def test_run_real_day_counts_columns_and_manifest(real_lake: config.Settings) ->
     assert manifest["history_days_missing"][-1] == "2012-12-31"
     assert json.loads((path / features.MANIFEST).read_text()) == {k: v for k, v in manifest.items() if k != "path"}
 
-    out = lake.read_frame("features", features.CANDIDATE_DATASET, "2013-01-03", real_lake.lake)
+    out = catalog.FEATURES_CANDIDATE.read_frame("2013-01-03", real_lake.lake)
     assert list(out.columns) == list(features.COLUMNS)
     assert len(out) == manifest["rows"]
     assert not out[[c for c in features.REQUIRED_NON_NULL]].isna().any().any()
@@ -397,7 +397,7 @@ def test_first_day_of_the_year_has_no_history(real_lake: config.Settings) -> Non
     manifest = build_features.run("2013-01-01")
     assert manifest["history_days_available"] == {"7": 0, "28": 0}
     assert len(manifest["history_days_missing"]) == 28
-    out = lake.read_frame("features", features.DATASET, "2013-01-01", real_lake.lake)
+    out = catalog.FEATURES.read_frame("2013-01-01", real_lake.lake)
     counts = [c for c in features.HISTORY_FEATURES if "_flights_" in c]
     assert (out[counts] == 0).all().all()
     assert out[[c for c in features.HISTORY_FEATURES if c not in counts]].isna().all().all()
@@ -432,7 +432,7 @@ def test_a_day_not_validated_is_a_clear_error(real_lake: config.Settings) -> Non
     landing.land("2013-01-04", real_lake)
     with pytest.raises(build_features.FeaturesError, match=r"not landed and validated"):
         build_features.run("2013-01-04")
-    assert not lake.exists("features", features.DATASET, "2013-01-04", real_lake.lake)
+    assert not catalog.FEATURES.exists("2013-01-04", real_lake.lake)
 
 
 def test_a_join_that_multiplies_rows_publishes_nothing(
@@ -510,7 +510,7 @@ def _reland(day: dt.date, settings: config.Settings) -> None:
 
 
 def test_a_relanded_earlier_day_makes_the_later_days_stale(real_lake: config.Settings) -> None:
-    build_features.run_days(REAL_DAYS, output_dataset=features.DATASET)
+    build_features.run_days(REAL_DAYS, output_dataset=catalog.FEATURES.dataset)
     assert features.stale_partitions([REAL_DAYS[0]], real_lake.lake) == {}
     old = lake.version("landing", "flights", REAL_DAYS[0])
     _reland(REAL_DAYS[0], real_lake)
@@ -518,7 +518,7 @@ def test_a_relanded_earlier_day_makes_the_later_days_stale(real_lake: config.Set
     stale = features.stale_partitions([REAL_DAYS[0]], real_lake.lake)
     # Every published day whose manifest read the first day (itself, and the later days' history).
     assert stale == {d.isoformat(): [f"ds={REAL_DAYS[0]}: {old} -> {new}"] for d in REAL_DAYS}
-    build_features.run_days(REAL_DAYS, output_dataset=features.DATASET)
+    build_features.run_days(REAL_DAYS, output_dataset=catalog.FEATURES.dataset)
     assert features.stale_partitions([REAL_DAYS[0]], real_lake.lake) == {}
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from mlflow_store import features_frame, fresh_store, register, tiny_pipeline
 
-from flywheel import features, lake, schema
+from flywheel import catalog, features, lake, schema
 from flywheel.drift import DriftError, daily_log, monitor
 from flywheel.drift.quality import quality_frame, quality_metrics
 from flywheel.drift.reference import baseline_thresholds, clear_reference_cache, column_distance
@@ -183,7 +183,7 @@ def test_monitor_day_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     clear_reference_cache()
     window = [features_frame(_day(n), rows=150, seed=n) for n in range(5)]  # 01-01 .. 01-05
     for frame in window:
-        lake.write_frame(frame, "features", features.DATASET, frame["ds"].iloc[0], settings.lake)
+        catalog.FEATURES.write_frame(frame, frame["ds"].iloc[0], settings.lake)
     version = register(
         settings,
         tiny_pipeline(pd.concat(window, ignore_index=True)),
@@ -196,7 +196,7 @@ def test_monitor_day_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         frame = features_frame(_day(n), rows=150, seed=n)
         for col in features.WEATHER_FEATURES + features.HISTORY_FEATURES:
             frame[col] = frame[col] + 2.0
-        lake.write_frame(frame, "features", features.DATASET, _day(n), settings.lake)
+        catalog.FEATURES.write_frame(frame, _day(n), settings.lake)
         scoring.score_partition(_day(n), settings)
 
     first = monitor.monitor_day(_day(5), settings)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from flywheel import config, features, lake, landing, schema
+from flywheel import catalog, config, features, lake, landing, schema
 from flywheel.validation import GateFailed, validate_features, validate_landing
 from flywheel.validation import suites as gx_suites
 
@@ -153,7 +153,7 @@ def _assert_quarantined(settings: config.Settings, message: str, zones: tuple[st
         assert result["success"] is False and result["failures"]
         assert str(folder) in message
     assert not lake.exists("landing", "flights", DS, settings.lake)
-    assert not lake.exists("features", features.DATASET, DS, settings.lake)
+    assert not catalog.FEATURES.exists(DS, settings.lake)
     assert str(settings.data_docs_dir / "index.html") in message
     assert "rerun" in message
 
@@ -250,7 +250,7 @@ def _features_frame(rows: int = 50, delayed: int = 10) -> pd.DataFrame:
 
 
 def _write_candidate(settings: config.Settings, frame: pd.DataFrame, manifest: dict[str, int]) -> Path:
-    folder = lake.partition_path("features", features.CANDIDATE_DATASET, DS, settings.lake)
+    folder = catalog.FEATURES_CANDIDATE.path(DS, settings.lake)
     folder.mkdir(parents=True)
     # As Spark writes it: part files, a _SUCCESS marker and .crc checksum files.
     half = len(frame) // 2
@@ -271,10 +271,10 @@ def test_good_features_are_published(settings: config.Settings) -> None:
     assert summary["success"] is True and summary["rows"] == {"features": 50}
     assert summary["expectations"]["failed"] == 0
     assert summary["expectations"]["evaluated"] == len(gx_suites.build_suites()["flights_features"])
-    published = lake.partition_path("features", features.DATASET, DS, settings.lake)
-    assert lake.read_frame("features", features.DATASET, DS, settings.lake).shape == (50, len(features.COLUMNS))
+    published = catalog.FEATURES.path(DS, settings.lake)
+    assert catalog.FEATURES.read_frame(DS, settings.lake).shape == (50, len(features.COLUMNS))
     assert (published / features.MANIFEST).is_file() and (published / landing.VALIDATION).is_file()
-    assert not lake.exists("features", features.CANDIDATE_DATASET, DS, settings.lake)
+    assert not catalog.FEATURES_CANDIDATE.exists(DS, settings.lake)
 
 
 def _null_label() -> pd.DataFrame:
@@ -309,26 +309,26 @@ def test_bad_features_are_quarantined(case: str, landed: Path, settings: config.
     """Only the job's output goes to quarantine: the valid landing (later days' history reads it)
     and the earlier published features of the day stay."""
     build, manifest, expected = BAD_FEATURES[case]
-    lake.write_frame(_features_frame(), "features", features.DATASET, DS, settings.lake)
-    published = lake.version("features", features.DATASET, DS, settings.lake)
+    catalog.FEATURES.write_frame(_features_frame(), DS, settings.lake)
+    published = catalog.FEATURES.version(DS, settings.lake)
     landing_version = lake.version("landing", "flights", DS, settings.lake)
     _write_candidate(settings, build(), manifest)
     with pytest.raises(GateFailed) as info:
         validate_features(DS, settings)
     message = str(info.value)
-    assert message.startswith(f"Features gate failed for features/{features.CANDIDATE_DATASET}/ds={DS}")
+    assert message.startswith(f"Features gate failed for features/flights_candidate/ds={DS}")
     for fragment in expected:
         assert fragment in message, f"{fragment!r} not in:\n{message}"
     folder = lake.partition_path("quarantine", "features", DS, settings.lake)
     result = json.loads((folder / landing.VALIDATION).read_text())
     assert result["success"] is False and result["failures"] and result["kept_published"] is True
     assert str(folder) in message and "rerun" in message
-    assert f"The earlier published features/{features.DATASET}/ds={DS} stay" in message
+    assert f"The earlier published features/flights/ds={DS} stay" in message
     assert f"the landing of {DS} passed its gate and stays" in message
     assert lake.version("landing", "flights", DS, settings.lake) == landing_version
-    assert lake.version("features", features.DATASET, DS, settings.lake) == published
+    assert catalog.FEATURES.version(DS, settings.lake) == published
     assert not lake.exists("quarantine", "flights", DS, settings.lake)
-    assert not lake.exists("features", features.CANDIDATE_DATASET, DS, settings.lake)
+    assert not catalog.FEATURES_CANDIDATE.exists(DS, settings.lake)
 
 
 def test_missing_candidate_is_a_clear_error(settings: config.Settings) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from flywheel import config, features, lake, landing, schema
+from flywheel import catalog, config, features, lake, landing, schema
 from flywheel.ui import files
 from flywheel.validation import (
     GateFailed,
@@ -55,12 +55,12 @@ def _settings(home: Path, monkeypatch: pytest.MonkeyPatch, **env: str) -> config
 
 def _copy_landing(template: Path, settings: config.Settings, days: list[dt.date] = DAYS) -> None:
     """The template's landing of ``days`` (pointers and their versions) in this lake."""
-    target = settings.lake / "landing" / landing.DATASET
+    target = catalog.LANDING_FLIGHTS.dir(settings.lake)
     target.mkdir(parents=True, exist_ok=True)
     for day in days:
         name = f"ds={day}"
-        shutil.copytree(template / landing.DATASET / ".versions" / name, target / ".versions" / name)
-        (target / name).symlink_to((template / landing.DATASET / name).readlink())
+        shutil.copytree(template / catalog.LANDING_FLIGHTS.dataset / ".versions" / name, target / ".versions" / name)
+        (target / name).symlink_to((template / catalog.LANDING_FLIGHTS.dataset / name).readlink())
 
 
 def _normal(summary: dict[str, Any], settings: config.Settings) -> dict[str, Any]:
@@ -74,8 +74,8 @@ def _normal(summary: dict[str, Any], settings: config.Settings) -> dict[str, Any
 
 def _landing_outcome(settings: config.Settings, day: dt.date) -> dict[str, Any]:
     """What the landing gate left for ``day``: its summary on disk, canonical tables, quarantine."""
-    landed = lake.partition_path("landing", landing.DATASET, day, settings.lake)
-    quarantined = lake.partition_path("quarantine", landing.DATASET, day, settings.lake)
+    landed = catalog.LANDING_FLIGHTS.path(day, settings.lake)
+    quarantined = catalog.QUARANTINE_LANDING.path(day, settings.lake)
     folder = landed if landed.is_dir() else quarantined
     out: dict[str, Any] = {
         "landed": landed.is_dir(),
@@ -176,14 +176,14 @@ def _landing_through_both(
     for day, apply in corrupt.items():
         alone = _settings(tmp_path / f"alone-{day}", monkeypatch, **env)
         _copy_landing(template, alone, [day])
-        apply(lake.partition_path("landing", landing.DATASET, day, alone.lake))
+        apply(catalog.LANDING_FLIGHTS.path(day, alone.lake))
         with pytest.raises(GateFailed) as info:
             validate_landing(day, alone)
         messages[day] = str(info.value).replace(str(alone.home), "<home>")
     settings = _settings(tmp_path / "range", monkeypatch, **env)
     _copy_landing(template, settings)
     for day, apply in corrupt.items():
-        apply(lake.partition_path("landing", landing.DATASET, day, settings.lake))
+        apply(catalog.LANDING_FLIGHTS.path(day, settings.lake))
     return settings, validate_landing_days(DAYS, settings), messages
 
 
@@ -199,8 +199,8 @@ def test_bad_days_in_a_range_fail_as_they_do_alone(scenario, template, alone_tem
         assert str(error).replace(str(settings.home), "<home>") == messages[day]
         for fragment in BAD_LANDINGS[case][1]:
             assert fragment in str(error)
-        assert lake.exists("quarantine", landing.DATASET, day, settings.lake)
-        assert not lake.exists("landing", landing.DATASET, day, settings.lake)
+        assert catalog.QUARANTINE_LANDING.exists(day, settings.lake)
+        assert not catalog.LANDING_FLIGHTS.exists(day, settings.lake)
     for day in DAYS:
         if day not in BAD_DAYS:
             _assert_same(_landing_outcome(settings, day), alone_template[day])
@@ -244,7 +244,7 @@ def test_a_suite_that_cannot_be_split_is_gated_day_by_day(template, tmp_path, mo
 def _candidate(settings: config.Settings, day: dt.date, frame: pd.DataFrame, manifest: dict[str, int]) -> None:
     frame = frame.copy()
     frame["ds"], frame["day"] = day.isoformat(), day.day
-    folder = lake.partition_path("features", features.CANDIDATE_DATASET, day, settings.lake)
+    folder = catalog.FEATURES_CANDIDATE.path(day, settings.lake)
     folder.mkdir(parents=True)
     frame.to_parquet(folder / "part-00000-abc.snappy.parquet", index=False)
     (folder / "_SUCCESS").write_text("")
@@ -252,7 +252,7 @@ def _candidate(settings: config.Settings, day: dt.date, frame: pd.DataFrame, man
 
 
 def _features_outcome(settings: config.Settings, day: dt.date) -> dict[str, Any]:
-    published = lake.partition_path("features", features.DATASET, day, settings.lake)
+    published = catalog.FEATURES.path(day, settings.lake)
     quarantined = lake.partition_path("quarantine", "features", day, settings.lake)
     folder = published if published.is_dir() else quarantined
     return {

@@ -68,7 +68,7 @@ def test_a_sensor_fails_a_day_whose_landing_or_features_gate_quarantined_it(tmp_
     must still see that day as failed, not wait for features that will not come."""
     import pandas as pd
 
-    from flywheel import lake
+    from flywheel import catalog, lake
     from flywheel.orchestration.days import poke_upstream
 
     monkeypatch.setenv("FLYWHEEL_HOME", str(tmp_path))
@@ -79,11 +79,11 @@ def test_a_sensor_fails_a_day_whose_landing_or_features_gate_quarantined_it(tmp_
     lake.write_frame(frame, "landing", "flights", "2013-01-03")
     lake.write_frame(frame, "quarantine", "features", "2013-01-03")  # features gate failed
     days = ["2013-01-01", "2013-01-02", "2013-01-03"]
-    result = poke_upstream("wait_for_features", days, "features", "flights", "fix it").xcom_value
+    result = poke_upstream("wait_for_features", days, catalog.FEATURES, "fix it").xcom_value
     assert result["days"] == ["2013-01-01"]
     assert sorted(result["failed"]) == ["2013-01-02", "2013-01-03"]
     assert "quarantine/features/ds=2013-01-03" in result["failed"]["2013-01-03"]
-    assert poke_upstream("wait_for_features", ["2013-01-04"], "features", "flights", "fix it").is_done is False
+    assert poke_upstream("wait_for_features", ["2013-01-04"], catalog.FEATURES, "fix it").is_done is False
 
 
 # --- partition keys: the days of an asset-triggered run ------------------------------------------

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flywheel import config, features, lake, schema
+from flywheel import catalog, config, features, schema
 from flywheel.training import data, model
 
 FIRST = dt.date(2013, 1, 1)
@@ -90,7 +90,7 @@ def features_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
     day = FIRST
     while day <= LAST:
         frame = _features_of_day(day, flights, weather)
-        lake.write_frame(frame, "features", features.DATASET, day, root, {features.MANIFEST: {"rows": len(frame)}})
+        catalog.FEATURES.write_frame(frame, day, root, {features.MANIFEST: {"rows": len(frame)}})
         day += dt.timedelta(days=1)
     return root
 
@@ -168,8 +168,8 @@ def test_empty_window_names_the_window_and_the_lake(features_lake: Path, tmp_pat
 
 def test_missing_partitions_are_listed(features_lake: Path, tmp_path: Path) -> None:
     root = copy_lake(features_lake, tmp_path / "lake")
-    lake.delete_partition("features", features.DATASET, "2013-01-09", root)
-    lake.delete_partition("features", features.DATASET, "2013-01-12", root)
+    catalog.FEATURES.delete("2013-01-09", root)
+    catalog.FEATURES.delete("2013-01-12", root)
     settings = settings_for(tmp_path, root)
     with pytest.raises(data.TrainingDataError, match="2 features partitions missing") as err:
         data.assemble(AS_OF, WINDOW, settings)
@@ -184,9 +184,9 @@ def test_missing_partitions_are_listed(features_lake: Path, tmp_path: Path) -> N
 def test_wrong_schema_names_the_partition_and_the_columns(features_lake: Path, tmp_path: Path) -> None:
     root = copy_lake(features_lake, tmp_path / "lake")
     bad_day = dt.date(2013, 1, 10)
-    frame = lake.read_frame("features", features.DATASET, bad_day, root)
+    frame = catalog.FEATURES.read_frame(bad_day, root)
     frame = frame.drop(columns=["temp", "carrier_delay_rate_7d"]).assign(distance=frame["distance"].astype(str))
-    lake.write_frame(frame, "features", features.DATASET, bad_day, root)
+    catalog.FEATURES.write_frame(frame, bad_day, root)
     with pytest.raises(data.TrainingDataError) as err:
         data.assemble(AS_OF, WINDOW, settings_for(tmp_path, root))
     message = str(err.value)
