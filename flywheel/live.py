@@ -17,7 +17,7 @@ import json
 import math
 import sys
 
-from flywheel import config, demo, demo_runs, lake, stack
+from flywheel import catalog, config, demo, demo_runs, lake, stack
 from flywheel.airflow_api import AirflowAPIError
 
 # The clock's settings, kept under FLYWHEEL_HOME for tools that read the running clock (bench/replay.py).
@@ -39,7 +39,7 @@ def clock_env(first_day: dt.date, seconds: float, now: dt.datetime, lead: float 
 def first_day(settings: config.Settings, as_of: dt.date) -> dt.date:
     """The clock's first day: the day after the first window, or, when an earlier `make live` got
     further, the day after the last monitored day (the clock resumes instead of starting over)."""
-    monitored = [d for d in lake.list_partitions("monitoring", "daily", settings.lake) if d > as_of]
+    monitored = [d for d in catalog.MONITORING_LOG.list_partitions(settings.lake) if d > as_of]
     return (monitored[-1] if monitored else as_of) + dt.timedelta(days=1)
 
 
