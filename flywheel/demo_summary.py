@@ -10,7 +10,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from flywheel import catalog, config, features, lake, landing, stack
+from flywheel import catalog, config, features, lake, landing, stack, watchdog
 from flywheel.demo_runs import RETRAINING_DAG, Demo, xcom
 
 
@@ -148,7 +148,7 @@ def summary(demo: Demo) -> int:
     print(f"Data Docs:  {demo.settings.data_docs_dir / 'index.html'}")
     print(f"Reports:    {catalog.MONITORING_REPORTS.dir(demo.settings.lake)}  (Evidently HTML per day)")
     components = demo.results.get("components", [])
-    restarted = stack.restarts(demo.settings).get("restarts") or {}
+    restarted = watchdog.restarts(demo.settings).get("restarts") or {}
     done = ", ".join(f"{name} x{n}" for name, n in sorted(restarted.items()))
     print(f"Stack:      {len(components)} components, {sum(restarted.values())} restarts by the watchdog"
           + (f" after a lost database ({done})" if done else ""))

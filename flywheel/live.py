@@ -4,8 +4,9 @@ Starts the stack, gives it what a live loop needs before its first scheduled day
 window's features and a first champion, as ``make demo`` does), then restarts Airflow with the
 replay clock on (:mod:`flywheel.clock`): from then on the scheduler itself starts a
 ``flights_features`` run every ``FLYWHEEL_REPLAY_SECONDS`` (default 60) for the next 2013 day;
-``flights_scoring`` and ``flights_monitoring`` runs on the same ticks follow each of them; when the
-drift policy fires, ``flights_retraining`` starts from the drift event. Nobody triggers anything:
+its asset event starts that day's ``flights_scoring`` run, whose event starts its
+``flights_monitoring`` run; when the drift policy fires, ``flights_retraining`` starts from the
+drift event. Nobody triggers anything:
 watch the Airflow UI. ``make down`` stops it; ``make up`` afterwards starts the stack without the clock.
 """
 
@@ -83,8 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     for line in stack.login_banner(live).splitlines():
         run.say(line)
     run.say(
-        "the scheduler runs the loop by itself now: flights_features, then flights_scoring and flights_monitoring "
-        "for each day, flights_retraining when the policy calls drift. `make down` stops it."
+        "the scheduler runs the loop by itself now: flights_features on the clock, then (asset events) "
+        "flights_scoring and flights_monitoring for each day, flights_retraining when the policy calls drift. "
+        "`make down` stops it."
     )
     return 0
 

@@ -19,6 +19,9 @@ from flywheel.drift.reference import baseline_thresholds, clear_reference_cache,
 from flywheel.drift.report import COLUMN_DRIFT_THRESHOLD, MONITORED_FEATURES, PROBABILITY, drift_metrics
 from flywheel.training.data import MODEL_FEATURES
 
+# Real Great Expectations / Evidently / MLflow / training on real days: not in `make test-fast`.
+pytestmark = pytest.mark.integration
+
 CARRIERS = ("AA", "B6", "DL", "UA", "EV")
 # Most cases compare a few columns: Evidently renders a plot per column while it runs (~0.1 s each).
 SOME = ("carrier", "origin", "dest", "temp", "humid", "precip", "wind_gust", "plane_age", "carrier_delay_rate_7d")

@@ -14,6 +14,9 @@ from flywheel import catalog, config, features, lake, landing, schema
 from flywheel.validation import GateFailed, validate_features, validate_landing
 from flywheel.validation import suites as gx_suites
 
+# Real Great Expectations / Evidently / MLflow / training on real days: not in `make test-fast`.
+pytestmark = pytest.mark.integration
+
 DS = "2013-01-05"
 ENV = ("FLYWHEEL_LAKE", "FLYWHEEL_SOURCE", "FLYWHEEL_GX_DIR", "FLYWHEEL_MIN_ROWS_PER_DAY", "FLYWHEEL_MAX_ROWS_PER_DAY")
 

@@ -28,6 +28,9 @@ from flywheel.validation import batch as gx_batch
 from flywheel.validation.per_day import DaysResult
 from tests.unit.test_gates import BAD_FEATURES, BAD_LANDINGS, ENV, GOOD_MANIFEST, _features_frame, _set
 
+# Real Great Expectations / Evidently / MLflow / training on real days: not in `make test-fast`.
+pytestmark = pytest.mark.integration
+
 DAYS = [dt.date(2013, 1, 3) + dt.timedelta(days=n) for n in range(10)]
 
 

@@ -19,6 +19,9 @@ import pytest
 from flywheel import catalog, config, features, schema
 from flywheel.training import data, model
 
+# Real Great Expectations / Evidently / MLflow / training on real days: not in `make test-fast`.
+pytestmark = pytest.mark.integration
+
 FIRST = dt.date(2013, 1, 1)
 LAST = dt.date(2013, 1, 16)  # 16 days built
 AS_OF = dt.date(2013, 1, 16)
