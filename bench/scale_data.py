@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import shutil
 import sys
 import time
@@ -35,7 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from flywheel import schema  # noqa: E402
+from flywheel import config, schema  # noqa: E402
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -49,9 +48,8 @@ DONE = "_scale.json"
 
 
 def default_out() -> Path:
-    """``$FLYWHEEL_HOME/bench/scale`` when FLYWHEEL_HOME is set, else ``/tmp/flywheel-scale`` (never the repo)."""
-    home = os.environ.get("FLYWHEEL_HOME")
-    return Path(home) / "bench" / "scale" if home else Path("/tmp/flywheel-scale")
+    """``bench/scale`` under the settings' home (``FLYWHEEL_HOME``, default ``.flywheel/``, git-ignored)."""
+    return config.load().home / "bench" / "scale"
 
 
 def real_tables(start: dt.date | None = None, end: dt.date | None = None) -> dict[str, pd.DataFrame]:
