@@ -141,6 +141,16 @@ def _cancel_stale_backfills(demo: Demo, dag_id: str) -> None:
             demo.say(f"{dag_id}: cancelled backfill {old['id']} left by an interrupted run")
 
 
+def _progress(demo: Demo, dag_id: str, run: dict[str, Any], what: str = "") -> str:
+    """One progress line of a run: its state, how many tasks are done, which run now."""
+    states = demo.api.task_states(dag_id, run["dag_run_id"])
+    running = sorted(t for t, st in states.items() if st in ("running", "queued"))
+    done = sum(st in ("success", "skipped") for st in states.values())
+    return f"{dag_id}: {what}{run['state']}, {done}/{len(states)} tasks done" + (
+        f" | now {','.join(running)}" if running else ""
+    )
+
+
 def trigger(demo: Demo, dag_id: str, conf: dict[str, Any], poll: float = 1.0, timeout: float = 1800) -> dict[str, Any]:
     """Trigger a manual run with ``conf``, print task progress, return the finished run."""
     deadline = time.monotonic() + timeout
@@ -150,13 +160,8 @@ def trigger(demo: Demo, dag_id: str, conf: dict[str, Any], poll: float = 1.0, ti
     last_line = ""
     while True:
         run = demo.api.run(dag_id, run_id)
-        states = demo.api.task_states(dag_id, run_id)
         _watch_stack(demo)
-        running = sorted(t for t, st in states.items() if st in ("running", "queued"))
-        done = sum(st in ("success", "skipped") for st in states.values())
-        line = f"{dag_id}: {run['state']}, {done}/{len(states)} tasks done" + (
-            f" | now {','.join(running)}" if running else ""
-        )
+        line = _progress(demo, dag_id, run)
         if line != last_line:
             demo.say(line)
             last_line = line
@@ -198,12 +203,7 @@ def follow(demo: Demo, dag_id: str, start: dt.date, end: dt.date, timeout: float
         if run is None:
             line = f"{dag_id}: waiting for the scheduler to create the run of partition {key} (from the asset event)"
         else:
-            states = demo.api.task_states(dag_id, run["dag_run_id"])
-            running = sorted(t for t, st in states.items() if st in ("running", "queued"))
-            done = sum(st in ("success", "skipped") for st in states.values())
-            line = f"{dag_id}: {run['run_type']} run of partition {key}: {run['state']}, {done}/{len(states)} tasks done" + (
-                f" | now {','.join(running)}" if running else ""
-            )
+            line = _progress(demo, dag_id, run, f"{run['run_type']} run of partition {key}: ")
         if line != last_line:
             demo.say(line)
             last_line = line

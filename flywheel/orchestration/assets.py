@@ -1,7 +1,7 @@
 """Airflow assets of the loop, the edges of its asset graph: features -> scoring -> predictions ->
 monitoring -> drift -> retraining.
 
-Every event carries a partition key (:func:`flywheel.orchestration.days.partition_key`: the day, or
+Every event carries a partition key (:mod:`flywheel.partition_keys`: the day, or
 ``first..last`` for a range run), from which the scheduler creates the consumer's run for the same
 days (``PartitionedAssetTimetable``); ``extra`` carries the details (``ds`` is the first day)."""
 
