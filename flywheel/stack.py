@@ -205,7 +205,7 @@ def down(settings: config.Settings | None = None) -> list[str]:
     database last; whatever the profile, every component with a pid file under FLYWHEEL_HOME."""
     settings = settings or config.load()
     stopped = [WATCHDOG] if processes.stop(settings, WATCHDOG) else []  # first: it would restart the others
-    processes.watchdog_record(settings, reset=True)  # the next `up` counts its restarts from zero
+    watchdog.watchdog_record(settings, reset=True)  # the next `up` counts its restarts from zero
     for name in reversed(_known(settings)):
         if name == "postgres":
             try:

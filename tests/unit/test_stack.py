@@ -149,3 +149,23 @@ def test_the_cluster_profile_names_a_broker_that_does_not_answer(tmp_path, monke
     monkeypatch.setenv("FLYWHEEL_CELERY_BROKER_URL", f"redis://127.0.0.1:{port}/0")
     with pytest.raises(processes.StackError, match=f"Celery broker at 127.0.0.1:{port} .*FLYWHEEL_CELERY_BROKER_URL"):
         cluster.check_broker(config.load())
+
+
+def test_down_stops_what_runs_and_forgets_the_watchdogs_restarts(tmp_path, monkeypatch):
+    """`make down` on a stack with one running component and a watchdog record: the component is
+    stopped, the record reset (the next `up` counts from zero), the external database left alone."""
+    import json
+    import os
+
+    from flywheel import watchdog
+
+    monkeypatch.setenv("FLYWHEEL_HOME", str(tmp_path))
+    settings = config.load()
+    assert not settings.database_embedded  # tests/conftest.py: the session's server, external to this home
+    pid = processes.spawn(settings, "airflow-triggerer", [sys.executable, "-c", "import time; time.sleep(600)"], dict(os.environ))
+    record = processes.run_dir(settings) / f"{watchdog.WATCHDOG}.json"
+    record.write_text(json.dumps({"restarts": {"airflow-scheduler": 2}, "gave_up": []}))
+    assert stack.down(settings) == ["airflow-triggerer"]
+    assert not processes.alive(pid)
+    assert watchdog.restarts(settings) == {"restarts": {}, "gave_up": []} and not record.exists()
+    assert stack.down(settings) == []  # again: nothing left to stop
