@@ -9,6 +9,7 @@ profile's Spark master and worker and Celery workers). No Airflow, no Spark impo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -17,6 +18,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 from flywheel import config
@@ -58,32 +60,52 @@ def alive(pid: int) -> bool:
     return True
 
 
-def pid_of(settings: config.Settings, name: str) -> int | None:
-    """The pid of the running component ``name``, or None. A stale pid file (the component died) is
-    removed, and what the dead component left running is killed (:func:`kill_leftovers`)."""
-    pidfile = run_dir(settings) / f"{name}.pid"
+@contextlib.contextmanager
+def _pidfile_lock(settings: config.Settings, name: str) -> Iterator[None]:
+    """Exclusive, per component: a look that removes a stale pid file and a start that writes a new
+    one never interleave (without it, the watchdog's look could unlink the pid file `make up` had just
+    written for a new scheduler, leaving that scheduler running unregistered beside the next one)."""
+    import fcntl
+
+    with (run_dir(settings) / f".{name}.pid.lock").open("a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        yield
+
+
+def _read_pidfile(pidfile: Path) -> tuple[int, os.stat_result] | None:
     try:
         with pidfile.open() as fh:
             raw, seen = fh.read().strip(), os.fstat(fh.fileno())
     except FileNotFoundError:
         return None
     try:
-        pid = int(raw)
+        return int(raw), seen
     except ValueError:
-        pid = -1
-    if pid <= 0 or not alive(pid):
+        return -1, seen
+
+
+def pid_of(settings: config.Settings, name: str, _locked: bool = False) -> int | None:
+    """The pid of the running component ``name``, or None. A stale pid file (the component died) is
+    removed, and what the dead component left running is killed (:func:`kill_leftovers`), under the
+    component's pid-file lock (``_locked``: the caller holds it)."""
+    pidfile = run_dir(settings) / f"{name}.pid"
+    read = _read_pidfile(pidfile)
+    if read is None:
+        return None
+    if read[0] > 0 and alive(read[0]):
+        return read[0]
+    with contextlib.nullcontext() if _locked else _pidfile_lock(settings, name):
+        again = _read_pidfile(pidfile)  # a start may have replaced it since the first read
+        if again is None:
+            return None
+        pid, seen = again
+        if pid > 0 and alive(pid):
+            return pid
         if pid > 0:
             killed = kill_leftovers(pid, seen.st_mtime)
             audit(settings, f"{name} (pid {pid}) is gone" + (f"; killed what it left running: {killed}" if killed else ""))
-        # Only the file read above: `spawn` replaces a pid file with a new one (a new inode), and a
-        # component started meanwhile (by `make up` while the watchdog looks) must keep its own.
-        try:
-            if os.stat(pidfile).st_ino == seen.st_ino:
-                pidfile.unlink()
-        except FileNotFoundError:
-            pass
-        return None
-    return pid
+        pidfile.unlink(missing_ok=True)
+    return None
 
 
 def kill_leftovers(leader: int, started: float) -> list[int]:
@@ -128,7 +150,12 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
 
 def spawn(settings: config.Settings, name: str, argv: list[str], env: dict[str, str], port: int | None = None) -> int:
     """Start ``argv`` as component ``name`` (its own session, output to its log) unless it runs already."""
-    existing = pid_of(settings, name)
+    with _pidfile_lock(settings, name):
+        return _spawn_locked(settings, name, argv, env, port)
+
+
+def _spawn_locked(settings: config.Settings, name: str, argv: list[str], env: dict[str, str], port: int | None) -> int:
+    existing = pid_of(settings, name, _locked=True)
     if existing:
         return existing
     if port is not None and port_in_use(port, settings.client_host):
@@ -147,7 +174,7 @@ def spawn(settings: config.Settings, name: str, argv: list[str], env: dict[str, 
     pidfile = run_dir(settings) / f"{name}.pid"
     tmp = pidfile.with_name(f".{pidfile.name}.{os.getpid()}")
     tmp.write_text(str(proc.pid))
-    tmp.replace(pidfile)  # a new inode: see pid_of
+    tmp.replace(pidfile)
     audit(settings, f"started {name}: pid {proc.pid}")
     return proc.pid
 
@@ -263,5 +290,8 @@ def stop(settings: config.Settings, name: str, sig: int = signal.SIGTERM, grace:
             os.kill(child, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    (run_dir(settings) / f"{name}.pid").unlink(missing_ok=True)
+    with _pidfile_lock(settings, name):  # only this pid's file: a start meanwhile keeps its own
+        read = _read_pidfile(run_dir(settings) / f"{name}.pid")
+        if read is not None and read[0] == pid:
+            (run_dir(settings) / f"{name}.pid").unlink()
     return True

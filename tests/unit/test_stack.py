@@ -169,3 +169,59 @@ def test_down_stops_what_runs_and_forgets_the_watchdogs_restarts(tmp_path, monke
     assert not processes.alive(pid)
     assert watchdog.restarts(settings) == {"restarts": {}, "gave_up": []} and not record.exists()
     assert stack.down(settings) == []  # again: nothing left to stop
+
+
+def test_a_start_during_the_cleanup_of_a_stale_pid_file_keeps_its_pid_file(tmp_path, monkeypatch):
+    """The race behind the scheduler-kill fault case: the watchdog removes the stale pid file of a
+    killed scheduler while `make up` starts the next one. The new pid file must survive (else the new
+    scheduler runs unregistered and the next `up` starts a second one). A start is made at the worst
+    moment the old code had (after its inode check, before its unlink), and a start while the
+    cleanup holds the component's lock must wait for it."""
+    import os
+    import threading
+
+    monkeypatch.setenv("FLYWHEEL_HOME", str(tmp_path))
+    settings = config.load()
+    name, sleeper = "airflow-scheduler", [sys.executable, "-c", "import time; time.sleep(600)"]
+    pidfile = processes.run_dir(settings) / f"{name}.pid"
+    dead = processes.spawn(settings, name, [sys.executable, "-c", "pass"], dict(os.environ))
+    while processes.alive(dead):
+        pass
+    started: list[int] = []
+
+    def start() -> None:
+        started.append(processes.spawn(settings, name, sleeper, dict(os.environ)))
+
+    real_stat, real_kill = os.stat, processes.kill_leftovers
+
+    def stat(path, *args, **kwargs):  # the old code's check of the file it read
+        result = real_stat(path, *args, **kwargs)
+        if str(path) == str(pidfile) and not hasattr(stat, "fired"):
+            stat.fired = True
+            start()
+        return result
+
+    def kill_leftovers(*args):  # the cleanup, holding the lock: a start now has to wait
+        if hasattr(kill_leftovers, "racer") or threading.current_thread() is not threading.main_thread():
+            return real_kill(*args)
+        racer = threading.Thread(target=start)
+        racer.start()
+        racer.join(timeout=1.0)
+        kill_leftovers.racer = racer
+        kill_leftovers.went_ahead = bool(started)  # a start that did not wait for the cleanup
+        return real_kill(*args)
+
+    monkeypatch.setattr(processes.os, "stat", stat)
+    monkeypatch.setattr(processes, "kill_leftovers", kill_leftovers)
+    try:
+        assert processes.pid_of(settings, name) is None
+        if hasattr(kill_leftovers, "racer"):
+            kill_leftovers.racer.join(timeout=30)
+        monkeypatch.undo()
+        assert not getattr(kill_leftovers, "went_ahead", False), "a start went ahead during the cleanup"
+        assert len(started) == 1 and processes.alive(started[0])
+        assert pidfile.exists() and processes.pid_of(settings, name) == started[0]
+    finally:
+        monkeypatch.undo()
+        for pid in started:
+            os.kill(pid, 9)
