@@ -52,6 +52,8 @@ if tuple(OUTPUT_TYPES) != features.COLUMNS:  # the contract moved; this table mu
     raise ImportError("spark_jobs.transforms.OUTPUT_TYPES must list flywheel.features.COLUMNS in order")
 
 WEATHER_KEY = ("origin", "year", "month", "day", "hour")
+# Day numbers for the history windows count from here (any fixed date would do).
+_EPOCH = "2000-01-01"
 
 
 def flight_date(prefix: str = "") -> Column:
@@ -171,7 +173,6 @@ def history_features(
     past_flights: DataFrame,
     ds: str | dt.date | None = None,
     windows: Iterable[int] = features.HISTORY_WINDOWS,
-    targets: DataFrame | None = None,
 ) -> DataFrame:
     """Add per-entity outcome history of the ``w`` days before each flight's day D (never D or later).
 
@@ -181,49 +182,57 @@ def history_features(
     ``{entity}_delay_rate_{w}d`` and ``{entity}_mean_arr_delay_{w}d`` (null when the count is 0).
     A flight without a tail number gets count 0 and nulls for ``tailnum``.
 
-    Computed from daily totals per entity (flights, delayed, sum of arrival delays), each paired
-    with the target days whose window holds its date: far fewer rows than pairing every past
-    flight with every target day. The label and the delays are whole numbers, so the sums are
-    exact and the rates and means are the same doubles an average over the flights gives.
-    ``targets`` (one column ``_target``: the days D) saves deriving them from ``day_flights``.
+    Computed from daily totals per entity (flights, delayed, sum of arrival delays) and range
+    windows over each entity's days: the (entity, D) pairs of the target flights are added as
+    zero rows, each window sums the totals of the ``w`` days before its row's day, and the pairs'
+    rows are joined back. One sort per entity instead of pairing every day's totals with every
+    target day whose window holds it. The label and the delays are whole numbers, so the sums
+    are exact and the rates and means are the same doubles an average over the flights gives.
     """
     windows = tuple(windows)
     out = day_flights if "route" in day_flights.columns else with_route(day_flights)
     target = F.lit(lake.parse_ds(ds)) if ds is not None else F.to_date(F.col("ds"))
-    out = out.withColumn("_target", target)
-    if targets is None or ds is not None:
-        targets = out.select("_target").distinct()
+    out = out.withColumn("_target", target).withColumn("_day", F.datediff(F.col("_target"), F.lit(_EPOCH)))
     # The filter is here, not in the reader, so leakage is impossible whatever the caller passes:
-    # each day's totals are paired with the days whose window holds it.
-    past = with_route(with_label(past_flights.where(F.col("arr_delay").isNotNull()))).withColumn("_date", flight_date())
+    # a window ends the day before its row's day, and only labelled flights are counted.
+    past = with_route(with_label(past_flights.where(F.col("arr_delay").isNotNull())))
+    past = past.withColumn("_day", F.datediff(flight_date(), F.lit(_EPOCH)))
+    totals = ["_n", "_delayed", "_delay"]
     for entity in features.HISTORY_ENTITIES:
         daily = (
             past.where(F.col(entity).isNotNull())
-            .groupBy(entity, "_date")
+            .groupBy(entity, "_day")
             .agg(
                 F.count(F.lit(1)).alias("_n"),
                 F.sum(F.col(schema.LABEL).cast("double")).alias("_delayed"),
                 F.sum(F.col("arr_delay").cast("double")).alias("_delay"),
             )
-            .join(
-                F.broadcast(targets),
-                (F.col("_date") < F.col("_target")) & (F.col("_date") >= F.date_sub(F.col("_target"), max(windows))),
-            )
+            .withColumn("_pair", F.lit(False))
         )
-        aggs: list[Column] = []
+        pairs = (
+            out.where(F.col(entity).isNotNull())
+            .select(entity, "_day")
+            .distinct()
+            .select(entity, "_day", *[F.lit(0).cast(t).alias(c) for c, t in zip(totals, ("long", "double", "double"))])
+            .withColumn("_pair", F.lit(True))
+        )
+        rows = daily.unionByName(pairs)
+        cols: list[Column] = []
         for w in windows:
-            inside = F.col("_date") >= F.date_sub(F.col("_target"), w)
-            n = F.sum(F.when(inside, F.col("_n")))
-            aggs += [
-                F.coalesce(n, F.lit(0)).alias(f"{entity}_flights_{w}d"),
-                (F.sum(F.when(inside, F.col("_delayed"))) / n).alias(f"{entity}_delay_rate_{w}d"),
-                (F.sum(F.when(inside, F.col("_delay"))) / n).alias(f"{entity}_mean_arr_delay_{w}d"),
+            frame = Window.partitionBy(entity).orderBy("_day").rangeBetween(-w, -1)
+            n = F.coalesce(F.sum("_n").over(frame), F.lit(0))
+            cols += [
+                n.alias(f"{entity}_flights_{w}d"),
+                F.when(n > 0, F.sum("_delayed").over(frame) / n).alias(f"{entity}_delay_rate_{w}d"),
+                F.when(n > 0, F.sum("_delay").over(frame) / n).alias(f"{entity}_mean_arr_delay_{w}d"),
             ]
-        stats = daily.groupBy("_target", entity).agg(*aggs)
-        out = out.join(stats, on=["_target", entity], how="left")
+        # A pair may meet its own day's totals (a day of the range is history for later days):
+        # both rows get the same windows, which end the day before; keep the pair's row.
+        stats = rows.select(entity, "_day", "_pair", *cols).where(F.col("_pair")).drop("_pair")
+        out = out.join(stats, on=["_day", entity], how="left")
         # No past flight for the entity: the count is a true 0, the rate and mean stay unknown.
         out = out.fillna(0, subset=[f"{entity}_flights_{w}d" for w in windows])
-    return out.drop("_target")
+    return out.drop("_target", "_day")
 
 
 def build_days(
@@ -242,13 +251,12 @@ def build_days(
     everything else stays lazy.
     """
     labelled, counts_df = label_and_exclusions(flights, by=["ds"])
-    df = calendar_features(with_route(labelled))
+    # History first: its (entity, day) pairs then come from the flights, not from a joined frame
+    # (which Spark would compute again for them).
+    df = history_features(calendar_features(with_route(labelled)), past_flights)
     df = join_weather(df, weather)
     df = join_planes(df, planes)
     df = join_airports(df, airports)
-    # The target days from the flights, not from the joined frame (that would recompute the joins).
-    targets = flights.select(F.to_date(F.col("ds")).alias("_target")).distinct()
-    df = history_features(df, past_flights, None, features.HISTORY_WINDOWS, targets=targets)
     out = df.select(*[F.col(c).cast(t).alias(c) for c, t in OUTPUT_TYPES.items()])
     counts = {row["ds"]: {k: int(v) for k, v in row.asDict().items() if k != "ds"} for row in counts_df.collect()}
     return out, counts
