@@ -143,13 +143,17 @@ def _build(
 
     tables = {table: read(table) for table in INPUT_TABLES}
     if past_days:
-        past = spark.read.parquet(*[str(features.pinned(landing.canonical_path(d, "flights", root), inputs[d])) for d in past_days])
+        past = spark.read.parquet(
+            *[str(features.pinned(landing.canonical_path(d, "flights", root), inputs[d])) for d in past_days]
+        )
     else:
         past = tables["flights"].drop("ds").limit(0)  # same schema, no rows: every history count is 0
     df, counts = transforms.build_days(tables["flights"], past, tables["weather"], tables["planes"], tables["airports"])
     missing_days = [d.isoformat() for d in days if d.isoformat() not in counts]
     if missing_days:
-        raise FeaturesError(f"features: the landed flights of {', '.join(missing_days)} have no rows; rerun their landing")
+        raise FeaturesError(
+            f"features: the landed flights of {', '.join(missing_days)} have no rows; rerun their landing"
+        )
     # One file per day, rows in key order: a rerun writes the same rows in the same order.
     df = df.withColumn("_day", F.col("ds")).repartition("_day").sortWithinPartitions("_day", *features.KEY_COLUMNS)
 

@@ -197,7 +197,7 @@ def history_features(
     # a window ends the day before its row's day, and only labelled flights are counted.
     past = with_route(with_label(past_flights.where(F.col("arr_delay").isNotNull())))
     past = past.withColumn("_day", F.datediff(flight_date(), F.lit(_EPOCH)))
-    totals = ["_n", "_delayed", "_delay"]
+    zeros = [F.lit(0).cast("long").alias("_n"), F.lit(0.0).alias("_delayed"), F.lit(0.0).alias("_delay")]
     for entity in features.HISTORY_ENTITIES:
         daily = (
             past.where(F.col(entity).isNotNull())
@@ -213,7 +213,7 @@ def history_features(
             out.where(F.col(entity).isNotNull())
             .select(entity, "_day")
             .distinct()
-            .select(entity, "_day", *[F.lit(0).cast(t).alias(c) for c, t in zip(totals, ("long", "double", "double"))])
+            .select(entity, "_day", *zeros)
             .withColumn("_pair", F.lit(True))
         )
         rows = daily.unionByName(pairs)
