@@ -9,11 +9,8 @@ run alone and written to Spark's ``noop`` sink (computed, not stored):
 * ``one day``: ``build_days`` of the last day with its 28 days of history (the fixed cost of a job);
 * ``build_days``: the whole year, as in bench/scale.py but without the Parquet write;
 * ``joins only``: label, calendar, weather, planes and airports (per-day reference copies);
-* ``history only``: ``history_features`` of every labelled flight (each past flight paired with
-  every day whose window holds it: up to 28 copies, once per entity);
-* ``history, daily aggregates``: the same history columns computed by Spark the way the DuckDB
-  baseline does (per entity and day, then range windows over days): not Flywheel's code, a measure
-  of what the engine does with the other algorithm.
+* ``history only``: ``history_features`` of every labelled flight (daily totals per entity, then
+  range windows over each entity's days, the way the DuckDB baseline does it).
 """
 
 from __future__ import annotations
@@ -32,40 +29,6 @@ for _p in (str(BENCH.parent), str(BENCH)):
         sys.path.insert(0, _p)
 
 import scale_data  # noqa: E402
-
-from flywheel import features, schema  # noqa: E402
-
-
-def history_daily(flights: Any, past: Any) -> Any:
-    """The history columns from daily aggregates per entity and range windows (the baselines' way)."""
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
-    from spark_jobs import transforms
-
-    labelled = transforms.with_route(transforms.with_label(flights.where(F.col("arr_delay").isNotNull())))
-    labelled = labelled.withColumn("_d", F.datediff(F.to_date("ds"), F.lit("2000-01-01")))
-    hist_past = transforms.with_route(transforms.with_label(past.where(F.col("arr_delay").isNotNull())))
-    hist_past = hist_past.withColumn("_d", F.datediff(transforms.flight_date(), F.lit("2000-01-01")))
-    out = labelled
-    for e in features.HISTORY_ENTITIES:
-        daily = hist_past.where(F.col(e).isNotNull()).groupBy(e, "_d").agg(
-            F.count(F.lit(1)).alias("n"), F.sum(schema.LABEL).alias("l"), F.sum("arr_delay").alias("s")
-        )
-        keys = labelled.where(F.col(e).isNotNull()).select(e, "_d").distinct()
-        daily = keys.join(daily, [e, "_d"], "full").fillna(0, subset=["n", "l", "s"])
-        cols = []
-        for w in features.HISTORY_WINDOWS:
-            win = Window.partitionBy(e).orderBy("_d").rangeBetween(-w, -1)
-            n = F.coalesce(F.sum("n").over(win), F.lit(0))
-            cols += [
-                n.alias(f"{e}_flights_{w}d"),
-                F.when(n > 0, F.sum("l").over(win) / n).alias(f"{e}_delay_rate_{w}d"),
-                F.when(n > 0, F.sum("s").over(win) / n).alias(f"{e}_mean_arr_delay_{w}d"),
-            ]
-        out = out.join(daily.select(e, "_d", *cols), [e, "_d"], "left")
-        out = out.fillna(0, subset=[f"{e}_flights_{w}d" for w in features.HISTORY_WINDOWS])
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,7 +93,6 @@ def main(argv: list[str] | None = None) -> int:
     timed("joins only (label, calendar, weather, planes, airports)", joins_only)
     labelled = flights.where(F.col("arr_delay").isNotNull())
     timed("history only (transforms.history_features)", lambda: noop(transforms.history_features(labelled, past)))
-    timed("history, daily aggregates + range windows (not Flywheel's code)", lambda: noop(history_daily(flights, past)))
     spark.stop()
     rows = meta["labelled"]
     print(f"\nSpark parts, {args.size}x ({meta['flights']:,} flights, {rows:,} labelled), local[2], "
