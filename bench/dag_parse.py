@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # run from a checkout: `python bench/...`
+    sys.path.insert(0, str(REPO))
 PROBE = (
     "import json, sys\n"
     "from airflow.dag_processing.dagbag import DagBag\n"
@@ -28,7 +29,9 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--target", type=float, default=0.3)
     args = parser.parse_args()
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    from flywheel import config
+
+    env = config.child_env(PYTHONPATH=str(REPO))
     best: dict[str, float] = {}
     for _ in range(args.repeat):
         out = subprocess.run([sys.executable, "-c", PROBE, str(REPO / "dags")], env=env,

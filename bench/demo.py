@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # run from a checkout: `python bench/...`
+    sys.path.insert(0, str(REPO))
 PHASES = (
     ("stack up", re.compile(r"stack up")),
     ("features of the first window", re.compile(r"flights_features: success")),
@@ -33,7 +35,9 @@ def main() -> int:
     parser.add_argument("demo_args", nargs="*", help="passed to python -m flywheel.demo")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="flywheel-bench-demo-"))
-    env = dict(os.environ, FLYWHEEL_HOME=str(home), PYTHONPATH=str(REPO))
+    from flywheel import config
+
+    env = config.child_env(FLYWHEEL_HOME=str(home), PYTHONPATH=str(REPO))
     env.pop("SPARK_REMOTE", None)
     started = time.monotonic()
     marks: dict[str, str] = {}

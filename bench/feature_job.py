@@ -25,8 +25,10 @@ def main() -> int:
     parser.add_argument("--days", type=int, default=4)
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="flywheel-bench-"))
-    os.environ["FLYWHEEL_HOME"] = str(home)
-    os.environ.pop("SPARK_REMOTE", None)
+    from flywheel import config
+
+    config.env_update({"FLYWHEEL_HOME": str(home)})
+    config.env_unset("SPARK_REMOTE")
 
     from flywheel import catalog, landing
     from flywheel.validation import validate_features, validate_landing
@@ -51,7 +53,8 @@ def main() -> int:
             timings[name].append(time.perf_counter() - t)
 
     t = time.perf_counter()
-    env = dict(os.environ, PYTHONPATH=str(REPO), PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    env = config.child_env(PYTHONPATH=str(REPO))
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     subprocess.run(
         [str(Path(sys.executable).parent / "spark-submit"), str(REPO / "spark_jobs" / "build_features.py"),
          "--ds", days[-1].isoformat(), "--output-dataset", catalog.FEATURES_BENCH_COLD.dataset],

@@ -44,14 +44,13 @@ def _runs_by_day(api: AirflowAPI, dag_id: str) -> dict[dt.date, dict]:
 
 def main() -> int:
     import json
-    import os
 
     # The clock `make live` started (it keeps its settings there for tools like this one).
     kept = config.load().home / LIVE_FILE
     if not kept.is_file():
         print(f"no {kept}: start the clock with `make live` first (same FLYWHEEL_HOME)")
         return 1
-    os.environ.update(json.loads(kept.read_text()))
+    config.env_update(json.loads(kept.read_text()))
     settings = config.load()
     api = AirflowAPI(settings)
     by_day = {dag_id: _runs_by_day(api, dag_id) for dag_id in DAILY}

@@ -36,6 +36,8 @@ for _p in (str(REPO), str(BENCH)):
 import scale_data  # noqa: E402
 from scale_engines import ENGINES  # noqa: E402
 
+from flywheel import config  # noqa: E402
+
 SAMPLE_SECONDS = 0.2
 
 
@@ -63,14 +65,13 @@ def spark_session(home: Path, driver_memory: str, master: str) -> Any:
     scratch under ``home``, and a larger driver (the 30x job's shuffles and per-day plane copies)."""
     from pyspark.sql import SparkSession
 
-    from flywheel import config
     from spark_jobs.session import local_conf
 
     settings = dataclasses.replace(config.load(), home=home, lake=home / "lake")
     conf = {**local_conf(settings), "spark.driver.memory": driver_memory}
     for key in ("spark.sql.warehouse.dir", "spark.local.dir"):
         os.makedirs(conf[key], exist_ok=True)
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    config.env_setdefault(PYSPARK_PYTHON=sys.executable)
     builder = SparkSession.builder.appName("flywheel-bench-scale").master(master)
     for key, value in conf.items():
         builder = builder.config(key, value)
@@ -125,7 +126,7 @@ def measure(engine: str, inputs: Path, out: Path, args: argparse.Namespace) -> d
     ]  # fmt: skip
     load_before = load()
     started = time.perf_counter()
-    child = psutil.Popen(cmd, env=dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(BENCH)])))
+    child = psutil.Popen(cmd, env=config.child_env(PYTHONPATH=os.pathsep.join([str(REPO), str(BENCH)])))
     peak = 0
     while child.poll() is None:
         try:

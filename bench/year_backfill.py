@@ -145,12 +145,12 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the FLYWHEEL_HOME (default: deleted)")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="flywheel-bench-year-"))
-    os.environ.update(FLYWHEEL_HOME=str(home), **PORTS)
-    os.environ.pop("SPARK_REMOTE", None)
-    os.environ.pop("FLYWHEEL_LAKE", None)
-    os.environ.pop("FLYWHEEL_SOURCE", None)
+    from flywheel import config
 
-    from flywheel import config, lake, stack
+    config.env_update({"FLYWHEEL_HOME": str(home), **PORTS})
+    config.env_unset("SPARK_REMOTE", "FLYWHEEL_LAKE", "FLYWHEEL_SOURCE")
+
+    from flywheel import lake, stack
     from flywheel.airflow_api import AirflowAPI
 
     settings = config.load()
@@ -169,7 +169,7 @@ def main() -> int:
         _report(api, run)
         print(f"{'trigger -> done':18} {'':8} {'':>10} {wall:8.1f}   (seen from here); {_load()}")
         # The sample's one-day builds use the stack's Spark Connect server, as the tasks do.
-        os.environ["SPARK_REMOTE"] = f"sc://{settings.client_host}:{settings.spark_connect_port}"
+        config.env_update({"SPARK_REMOTE": f"sc://{settings.client_host}:{settings.spark_connect_port}"})
         try:
             same = _check_rows(
                 api, config.load(), run["dag_run_id"], [lake.parse_ds(d) for d in args.sample.split(",")]

@@ -280,3 +280,9 @@ def env_setdefault(**values: str) -> None:
 def env_update(values: Mapping[str, str]) -> None:
     """Set variables of this process: :func:`load` sees them from now on and child processes inherit them."""
     os.environ.update(values)
+
+
+def env_unset(*names: str) -> None:
+    """Unset variables of this process (those not set are ignored)."""
+    for name in names:
+        os.environ.pop(name, None)
