@@ -351,3 +351,28 @@ def test_child_processes_get_this_environment_with_overrides(monkeypatch) -> Non
     monkeypatch.setenv("GX_ANALYTICS_ENABLED", "true")
     config.env_setdefault(GX_ANALYTICS_ENABLED="false")  # a value the user set stays
     assert config.child_env()["GX_ANALYTICS_ENABLED"] == "true"
+
+
+def test_env_unset_removes_what_is_set_and_ignores_the_rest(monkeypatch) -> None:
+    monkeypatch.setenv("FLYWHEEL_LAKE", "/data/lake")
+    monkeypatch.delenv("FLYWHEEL_SOURCE", raising=False)
+    config.env_unset("FLYWHEEL_LAKE", "FLYWHEEL_SOURCE")
+    assert "FLYWHEEL_LAKE" not in config.child_env() and "FLYWHEEL_SOURCE" not in config.child_env()
+
+
+def test_no_module_outside_config_reads_or_writes_the_environment() -> None:
+    """Settings are read in flywheel/config.py only (and set there for child processes and libraries);
+    the stack, the DAGs, the jobs, the plugin and the benchmarks go through it."""
+    import re
+
+    repo = Path(__file__).resolve().parents[2]
+    pattern = re.compile(r"\bos\.(environ|getenv|putenv|unsetenv)\b|\bfrom os import [^\n]*\b(environ|getenv)\b")
+    offenders = [
+        f"{path.relative_to(repo)}:{number}: {line.strip()}"
+        for folder in ("flywheel", "dags", "spark_jobs", "plugins", "airflow_config", "bench")
+        for path in sorted((repo / folder).rglob("*.py"))
+        if path != repo / "flywheel" / "config.py"
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert offenders == [], "use flywheel.config (load, child_env, env_update, env_unset):\n" + "\n".join(offenders)
