@@ -34,8 +34,8 @@ demo: install ## Run the loop through the real scheduler (28-day backfill, train
 live: install ## The loop on the replay clock: first window + champion, then the scheduler runs one 2013 day a minute by itself (FLYWHEEL_LIVE_SECONDS)
 	$(PY) -m flywheel.live
 
-test: install ## Run the whole test suite (what CI runs)
-	$(PY) -m pytest
+test: install ## Run the whole test suite (what CI runs); prints the 30 slowest tests
+	$(PY) -m pytest --durations=30
 
 # The edit loop: pure logic and DAG integrity; no Spark, no Airflow scheduler, no browser, no real data.
 FAST_MARKERS := not spark and not integration and not e2e and not cluster and not browser and not faults
