@@ -53,7 +53,7 @@ if tuple(OUTPUT_TYPES) != features.COLUMNS:  # the contract moved; this table mu
 
 WEATHER_KEY = ("origin", "year", "month", "day", "hour")
 # Day numbers for the history windows count from here (any fixed date would do).
-_EPOCH = "2000-01-01"
+_EPOCH = dt.date(2000, 1, 1)
 
 
 def flight_date(prefix: str = "") -> Column:
@@ -190,9 +190,14 @@ def history_features(
     are exact and the rates and means are the same doubles an average over the flights gives.
     """
     windows = tuple(windows)
+    if not windows or min(windows) < 1:
+        raise ValueError(f"history windows are whole days before the flight's day (>= 1): {windows}")
     out = day_flights if "route" in day_flights.columns else with_route(day_flights)
     target = F.lit(lake.parse_ds(ds)) if ds is not None else F.to_date(F.col("ds"))
     out = out.withColumn("_target", target).withColumn("_day", F.datediff(F.col("_target"), F.lit(_EPOCH)))
+    # The (entity, day) pairs of every entity from the target flights as given (not from ``out``
+    # after an entity's join), one frame Spark can compute once for the four entities.
+    keys = out.select(*features.HISTORY_ENTITIES, "_day").distinct()
     # The filter is here, not in the reader, so leakage is impossible whatever the caller passes:
     # a window ends the day before its row's day, and only labelled flights are counted.
     past = with_route(with_label(past_flights.where(F.col("arr_delay").isNotNull())))
@@ -210,7 +215,7 @@ def history_features(
             .withColumn("_pair", F.lit(False))
         )
         pairs = (
-            out.where(F.col(entity).isNotNull())
+            keys.where(F.col(entity).isNotNull())
             .select(entity, "_day")
             .distinct()
             .select(entity, "_day", *zeros)

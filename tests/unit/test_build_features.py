@@ -287,6 +287,41 @@ def test_history_window_edges(spark: Any) -> None:
     assert got == {0: (0, 0), 1: (1, 1), 7: (1, 1), 8: (0, 1), 28: (0, 1), 29: (0, 0)}
 
 
+def test_history_of_several_days_at_once_equals_each_day_alone(spark: Any) -> None:
+    """Two target days in one call (a range), the first also history of the second: each day's
+    values are those of a call for that day alone, and the second counts the first's outcomes."""
+    first, second = DS, DS + dt.timedelta(days=1)
+    past_rows = [flight(_days_before(n), arr_delay=d) for n, d in ((1, 30.0), (3, 0.0), (9, 60.0))]
+    first_rows = [flight(first, arr_delay=20.0), flight(first, arr_delay=5.0, tailnum=None)]
+    second_rows = [flight(second), flight(second, carrier="UA", origin="EWR", tailnum="N7")]
+    past = flights(spark, past_rows + first_rows)  # the first day is landed history of the second
+    tagged = [dict(r, ds=r_ds.isoformat()) for rows, r_ds in ((first_rows, first), (second_rows, second)) for r in rows]
+    both = frame(spark, tagged, FLIGHTS_DDL + ", ds string")
+    together = by_flight(transforms.history_features(both, past))
+    alone = {
+        **by_flight(transforms.history_features(flights(spark, first_rows), past, first)),
+        **by_flight(transforms.history_features(flights(spark, second_rows), past, second)),
+    }
+    assert {k: {c: v for c, v in row.items() if c != "ds"} for k, row in together.items()} == alone
+    aa_second = together[second_rows[0]["flight"]]
+    # AA on the second day: the two AA flights of the first day (20, 5) and days -1 (30), -3 (0) from DS
+    # are in [second-7, second-1]; the -9 one is only in the 28-day window.
+    assert (aa_second["carrier_flights_7d"], aa_second["carrier_flights_28d"]) == (4, 5)
+    assert aa_second["carrier_mean_arr_delay_7d"] == pytest.approx((20.0 + 5.0 + 30.0 + 0.0) / 4)
+    assert aa_second["carrier_delay_rate_7d"] == pytest.approx(2 / 4)
+    # N1 flew the first day's delayed flight (the other had no tail number) and the three past ones.
+    assert (aa_second["tailnum_flights_7d"], aa_second["tailnum_flights_28d"]) == (3, 4)
+    ua_second = together[second_rows[1]["flight"]]  # a carrier, origin and tail number with no past
+    assert (ua_second["carrier_flights_28d"], ua_second["carrier_delay_rate_28d"]) == (0, None)
+    assert ua_second["tailnum_flights_28d"] == 0 and ua_second["origin_flights_28d"] == 0
+
+
+def test_history_windows_must_be_whole_days_before(spark: Any) -> None:
+    day = flights(spark, [flight()])
+    with pytest.raises(ValueError, match=r"history windows .* \(>= 1\): \(0, 7\)"):
+        transforms.history_features(day, day, DS, windows=(0, 7))
+
+
 # --- build --------------------------------------------------------------------------------------
 
 
